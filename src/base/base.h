@@ -1,0 +1,61 @@
+/**
+ * @file base.h  Slices and small text helpers shared by every layer.
+ *
+ * A sip_str is a pointer + length view into a buffer owned by someone else
+ * (usually the receive buffer of a message). Nothing here allocates.
+ */
+#ifndef SIPD_BASE_H
+#define SIPD_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** A read-only slice: @p p points into a buffer owned elsewhere. */
+typedef struct sip_str {
+	const char *p;
+	size_t len;
+} sip_str;
+
+#define SIP_STR_NULL ((sip_str){NULL, 0})
+/** Slice of a string literal. */
+#define SIP_STR_LIT(s) ((sip_str){(s), sizeof(s) - 1})
+/** printf helper: printf("%.*s", SIP_STR_FMT(s)). */
+#define SIP_STR_FMT(s) (int)(s).len, (s).p
+
+/** Slice of a NUL-terminated string (NULL gives the empty slice). */
+sip_str sip_str_c(const char *s);
+/** Exact byte comparison. */
+bool sip_str_eq(sip_str a, sip_str b);
+/** ASCII case-insensitive comparison. */
+bool sip_str_ieq(sip_str a, sip_str b);
+/** ASCII case-insensitive comparison with a C string. */
+bool sip_str_ieq_c(sip_str a, const char *c);
+/** Remove leading and trailing LWS (SP, HT, CR, LF) — folded lines included. */
+sip_str sip_str_trim(sip_str s);
+/** Sub-slice [from, end). */
+sip_str sip_str_sub(sip_str s, size_t from, size_t end);
+
+/**
+ * Parse an unsigned decimal number (digits only, leading zeros allowed, no
+ * sign, no surrounding space).
+ * @return 0, -EINVAL if @p s is not all digits or empty, -ERANGE above @p max.
+ */
+int sip_str_to_u64(sip_str s, uint64_t max, uint64_t *out);
+
+/** Lower-case ASCII of one byte. */
+static inline char sip_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+}
+
+/** SP or HT. */
+static inline bool sip_is_ws(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/** RFC 3261 token character (alphanum / "-.!%*_+`'~"). */
+bool sip_is_token_char(char c);
+
+#endif /* SIPD_BASE_H */

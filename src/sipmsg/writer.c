@@ -1,0 +1,278 @@
+/**
+ * @file writer.c  Message writer: builds requests and responses straight
+ * into caller memory, copying header slices from a parsed request without
+ * reparsing them (RFC 3261 §8.2.6).
+ */
+#include "sipmsg/sipmsg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+void sip_wr_init(struct sip_writer *w, char *buf, size_t cap)
+{
+	w->buf = buf;
+	w->cap = cap;
+	w->len = 0;
+	w->overflow = false;
+}
+
+static void put(struct sip_writer *w, const char *p, size_t n)
+{
+	if (w->overflow)
+		return;
+	if (n > w->cap - w->len) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void put_s(struct sip_writer *w, sip_str s)
+{
+	put(w, s.p, s.len);
+}
+
+static void put_c(struct sip_writer *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void put_u(struct sip_writer *w, uint64_t v)
+{
+	char tmp[24];
+	size_t n = sizeof(tmp);
+
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(w, tmp + n, sizeof(tmp) - n);
+}
+
+void sip_wr_raw(struct sip_writer *w, sip_str bytes)
+{
+	put_s(w, bytes);
+}
+
+void sip_wr_request_line(struct sip_writer *w, sip_str method, sip_str ruri)
+{
+	put_s(w, method);
+	put(w, " ", 1);
+	put_s(w, ruri);
+	put_c(w, " SIP/2.0\r\n");
+}
+
+void sip_wr_status_line(struct sip_writer *w, unsigned status,
+			const char *reason)
+{
+	put_c(w, "SIP/2.0 ");
+	put_u(w, status % 1000);
+	put(w, " ", 1);
+	put_c(w, reason ? reason : sip_reason_phrase(status));
+	put_c(w, "\r\n");
+}
+
+void sip_wr_header(struct sip_writer *w, const char *name, sip_str value)
+{
+	put_c(w, name);
+	put_c(w, ": ");
+	put_s(w, value);
+	put_c(w, "\r\n");
+}
+
+void sip_wr_headerf(struct sip_writer *w, const char *name, const char *fmt,
+		    ...)
+{
+	va_list ap;
+
+	put_c(w, name);
+	put_c(w, ": ");
+	if (!w->overflow) {
+		size_t room = w->cap - w->len;
+		va_start(ap, fmt);
+		int n = vsnprintf(w->buf + w->len, room, fmt, ap);
+		va_end(ap);
+		if (n < 0 || (size_t)n >= room)
+			w->overflow = true;
+		else
+			w->len += (size_t)n;
+	}
+	put_c(w, "\r\n");
+}
+
+void sip_wr_copy(struct sip_writer *w, const struct sip_hdr *h)
+{
+	put_s(w, h->name);
+	put_c(w, ": ");
+	put_s(w, h->value);
+	put_c(w, "\r\n");
+}
+
+/* Copy every header line of @p id, keeping the long name. */
+static void copy_all(struct sip_writer *w, const struct sip_msg *m,
+		     enum sip_hdr_id id)
+{
+	for (const struct sip_hdr *h = sip_msg_hdr(m, id); h;
+	     h = sip_msg_hdr_next(m, h))
+		sip_wr_header(w, sip_hdr_name(id), h->value);
+}
+
+void sip_wr_response_to(struct sip_writer *w, const struct sip_msg *req,
+			unsigned status, const char *reason, sip_str to_tag)
+{
+	const struct sip_hdr *to = sip_msg_hdr(req, SIP_HDR_TO);
+
+	sip_wr_status_line(w, status, reason);
+	copy_all(w, req, SIP_HDR_VIA);
+	copy_all(w, req, SIP_HDR_FROM);
+	if (to) {
+		struct sip_addr a;
+		bool has_tag = sip_addr_parse(to->value, &a) == 0 && a.tag.len;
+		put_c(w, "To: ");
+		put_s(w, to->value);
+		if (!has_tag && to_tag.len && status > 100) {
+			put_c(w, ";tag=");
+			put_s(w, to_tag);
+		}
+		put_c(w, "\r\n");
+	}
+	copy_all(w, req, SIP_HDR_CALL_ID);
+	copy_all(w, req, SIP_HDR_CSEQ);
+	if (status == 100)
+		copy_all(w, req, SIP_HDR_TIMESTAMP);
+}
+
+int sip_wr_finish(struct sip_writer *w, const char *ctype, sip_str body)
+{
+	if (ctype)
+		sip_wr_header(w, "Content-Type", sip_str_c(ctype));
+	put_c(w, "Content-Length: ");
+	put_u(w, body.len);
+	put_c(w, "\r\n\r\n");
+	put_s(w, body);
+	if (w->overflow)
+		return -ENOSPC;
+	return (int)w->len;
+}
+
+const char *sip_reason_phrase(unsigned status)
+{
+	switch (status) {
+	case 100:
+		return "Trying";
+	case 180:
+		return "Ringing";
+	case 181:
+		return "Call Is Being Forwarded";
+	case 182:
+		return "Queued";
+	case 183:
+		return "Session Progress";
+	case 199:
+		return "Early Dialog Terminated";
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Notification";
+	case 300:
+		return "Multiple Choices";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Moved Temporarily";
+	case 305:
+		return "Use Proxy";
+	case 380:
+		return "Alternative Service";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 402:
+		return "Payment Required";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 406:
+		return "Not Acceptable";
+	case 407:
+		return "Proxy Authentication Required";
+	case 408:
+		return "Request Timeout";
+	case 410:
+		return "Gone";
+	case 412:
+		return "Conditional Request Failed";
+	case 413:
+		return "Request Entity Too Large";
+	case 414:
+		return "Request-URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 416:
+		return "Unsupported URI Scheme";
+	case 420:
+		return "Bad Extension";
+	case 421:
+		return "Extension Required";
+	case 423:
+		return "Interval Too Brief";
+	case 439:
+		return "First Hop Lacks Outbound Support";
+	case 480:
+		return "Temporarily Unavailable";
+	case 481:
+		return "Call/Transaction Does Not Exist";
+	case 482:
+		return "Loop Detected";
+	case 483:
+		return "Too Many Hops";
+	case 484:
+		return "Address Incomplete";
+	case 485:
+		return "Ambiguous";
+	case 486:
+		return "Busy Here";
+	case 487:
+		return "Request Terminated";
+	case 488:
+		return "Not Acceptable Here";
+	case 489:
+		return "Bad Event";
+	case 491:
+		return "Request Pending";
+	case 493:
+		return "Undecipherable";
+	case 500:
+		return "Server Internal Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Server Time-out";
+	case 505:
+		return "Version Not Supported";
+	case 513:
+		return "Message Too Large";
+	case 600:
+		return "Busy Everywhere";
+	case 603:
+		return "Decline";
+	case 604:
+		return "Does Not Exist Anywhere";
+	case 606:
+		return "Not Acceptable";
+	default:
+		return "";
+	}
+}
