@@ -353,8 +353,16 @@ int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
 	bool have_cl = false, cl_conflict = false, cl_bad = false;
 	uint32_t cl = 0;
 	for (;;) {
-		if (i >= len)
+		if (i >= len) {
+			/* A datagram may end right after its last header
+			 * line: an empty body, the empty line implied. */
+			if (framing == SIP_FRAMING_DATAGRAM && i > hstart) {
+				m->headers =
+					(sip_str){buf + hstart, i - hstart};
+				break;
+			}
 			return BAD("Missing empty line after headers", len);
+		}
 		if (buf[i] == '\n' ||
 		    (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')) {
 			m->headers = (sip_str){buf + hstart, i - hstart};
