@@ -1,0 +1,40 @@
+/**
+ * @file sipctl.h  Subcommands of the sipctl tool and their shared helpers.
+ *
+ * Every subcommand takes its own argv (argv[0] is the subcommand name) and
+ * returns the process exit status: 0 success, 1 a negative result (e.g. the
+ * message did not parse), 2 a usage or I/O error.
+ */
+#ifndef SIPCTL_SIPCTL_H
+#define SIPCTL_SIPCTL_H
+
+#include "base/base.h"
+
+#include <stddef.h>
+
+struct json;
+
+enum {
+	SIPCTL_EXIT_OK = 0,
+	SIPCTL_EXIT_FAIL = 1,
+	SIPCTL_EXIT_USAGE = 2,
+};
+
+/** Largest input file sipctl reads, bytes. */
+#define SIPCTL_MAX_INPUT (16u * 1024 * 1024)
+
+/** `sipctl parse [--stream] FILE|-` */
+int sipctl_parse(int argc, char **argv);
+
+/**
+ * Read all of @p path ("-" for stdin), binary safe, at most @p max bytes.
+ * On success *buf is malloc'ed (never NULL, free it) and *len set.
+ * @return 0, -EFBIG when larger than @p max, or another negative errno.
+ */
+int sipctl_read_file(const char *path, size_t max, char **buf, size_t *len);
+
+/** Write "sdp": the parsed session description of @p body, or
+ * {"error", "line"} when it does not parse. */
+void sipctl_put_sdp(struct json *j, sip_str body);
+
+#endif /* SIPCTL_SIPCTL_H */
