@@ -1,0 +1,232 @@
+/**
+ * @file handler.c  Stateless request handling of sipd.
+ *
+ * Order of the checks: message syntax (400, or the parser's status), the
+ * element checks of sip_msg_check() (400, 505), the UAS verdict (416, 420,
+ * 501, ...), then the method: OPTIONS is answered 200 with Allow, Accept and
+ * Supported; CANCEL gets 481 (no transaction state exists to cancel); every
+ * other request 501. ACK is never answered and responses are dropped.
+ */
+#include "sipd/handler.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SIPD_ALLOW "OPTIONS"
+#define SIPD_ACCEPT "application/sdp"
+#define SIPD_SERVER "sipd"
+
+void sipd_handler_init(struct sipd_handler *h)
+{
+	memset(h, 0, sizeof(*h));
+	sip_limits_default(&h->limits);
+	if (h->limits.max_msg_size > SIPD_MAX_DATAGRAM)
+		h->limits.max_msg_size = SIPD_MAX_DATAGRAM;
+}
+
+static uint64_t fnv1a(uint64_t hash, sip_str s)
+{
+	for (size_t i = 0; i < s.len; i++) {
+		hash ^= (unsigned char)s.p[i];
+		hash *= 0x100000001b3ull;
+	}
+	return hash;
+}
+
+/*
+ * To tag of our responses (§8.2.6.2): derived from Call-ID, From and the
+ * top Via so that a retransmitted request gets the same tag without any
+ * state being kept.
+ */
+static sip_str make_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
+{
+	static const enum sip_hdr_id ids[] = {SIP_HDR_CALL_ID, SIP_HDR_FROM,
+					      SIP_HDR_VIA};
+	uint64_t hash = 0xcbf29ce484222325ull;
+	int n;
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const struct sip_hdr *hdr = sip_msg_hdr(msg, ids[i]);
+
+		if (hdr)
+			hash = fnv1a(hash, hdr->value);
+		hash = fnv1a(hash, SIP_STR_LIT("\n"));
+	}
+	n = snprintf(buf, cap, "%016llx", (unsigned long long)hash);
+	if (n < 0 || (size_t)n >= cap)
+		return SIP_STR_NULL;
+	return (sip_str){buf, (size_t)n};
+}
+
+/* A top Via we can parse: without it no client could match our answer. */
+static bool has_top_via(const struct sip_msg *msg)
+{
+	const struct sip_hdr *hdr = sip_msg_hdr(msg, SIP_HDR_VIA);
+	sip_str cur, item;
+	struct sip_via via;
+
+	if (!hdr)
+		return false;
+	cur = hdr->value;
+	return sip_list_next(&cur, &item) > 0 && sip_via_parse(item, &via) == 0;
+}
+
+/*
+ * After sip_msg_parse() failed, the message still holds the start line and
+ * the headers indexed before the defect. A 400 can be written when that is
+ * a request with everything a response copies (§8.2.6.2).
+ */
+static bool answerable_after_error(const struct sip_msg *msg)
+{
+	static const enum sip_hdr_id need[] = {SIP_HDR_FROM, SIP_HDR_TO,
+					       SIP_HDR_CALL_ID, SIP_HDR_CSEQ};
+
+	if (!msg->is_request || !msg->method.len ||
+	    msg->nhdrs > SIP_MSG_MAX_HEADERS)
+		return false;
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		const struct sip_hdr *hdr = sip_msg_hdr(msg, need[i]);
+
+		if (!hdr || hdr < msg->hdrs || hdr >= msg->hdrs + msg->nhdrs)
+			return false;
+	}
+	return has_top_via(msg);
+}
+
+static bool all_crlf(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != '\r' && buf[i] != '\n')
+			return false;
+	}
+	return true;
+}
+
+static int finish(struct sip_writer *w, struct sipd_outcome *o)
+{
+	int n;
+
+	sip_wr_header(w, "Server", SIP_STR_LIT(SIPD_SERVER));
+	n = sip_wr_finish(w, NULL, SIP_STR_NULL);
+	if (n < 0) {
+		o->status = 0;
+		o->note = "response does not fit";
+		return 0;
+	}
+	o->len = (size_t)n;
+	return 1;
+}
+
+/* Start a response: status line and the headers copied from the request. */
+static void begin(struct sip_writer *w, const struct sip_msg *msg,
+		  unsigned status, const char *reason, struct sipd_outcome *o)
+{
+	char tag[32];
+
+	if (!reason || !*reason)
+		reason = sip_reason_phrase(status);
+	o->status = status;
+	o->reason = reason;
+	sip_wr_response_to(w, msg, status, reason,
+			   make_to_tag(msg, tag, sizeof(tag)));
+}
+
+static int answer_verdict(struct sipd_handler *h, struct sip_writer *w,
+			  const struct sip_caps *caps, int status,
+			  const struct sip_error *err, struct sipd_outcome *o)
+{
+	char tags[512];
+	int n;
+
+	begin(w, &h->msg, (unsigned)status, err->reason, o);
+	switch (status) {
+	case 420:
+		n = sip_unsupported_tags(&h->msg, SIP_ROLE_UAS, caps, tags,
+					 sizeof(tags));
+		if (n > 0)
+			sip_wr_header(w, "Unsupported",
+				      (sip_str){tags, (size_t)n});
+		break;
+	case 405:
+	case 501:
+		sip_wr_header(w, "Allow", SIP_STR_LIT(SIPD_ALLOW));
+		break;
+	case 415:
+		sip_wr_header(w, "Accept", SIP_STR_LIT(SIPD_ACCEPT));
+		break;
+	default:
+		break;
+	}
+	return finish(w, o);
+}
+
+int sipd_handle(struct sipd_handler *h, const char *buf, size_t len, char *out,
+		size_t cap, struct sipd_outcome *o)
+{
+	static const struct sip_caps caps = {0};
+	struct sip_msg *msg = &h->msg;
+	struct sip_error err = {0};
+	struct sip_writer w;
+	int status;
+
+	memset(o, 0, sizeof(*o));
+	sip_wr_init(&w, out, cap);
+
+	if (all_crlf(buf, len)) {
+		o->note = "keepalive";
+		return 0;
+	}
+	if (sip_msg_parse(msg, buf, len, SIP_FRAMING_DATAGRAM, &h->limits,
+			  &err) < 0) {
+		o->method = msg->method;
+		o->ruri = msg->ruri;
+		if (msg->method_id == SIP_METHOD_ACK ||
+		    !answerable_after_error(msg)) {
+			o->note = err.reason ? err.reason : "malformed";
+			return 0;
+		}
+		begin(&w, msg, err.status ? err.status : 400, err.reason, o);
+		return finish(&w, o);
+	}
+	if (!msg->is_request) {
+		o->note = "response dropped";
+		return 0;
+	}
+	o->method = msg->method;
+	o->ruri = msg->ruri;
+	if (msg->method_id == SIP_METHOD_ACK) {
+		o->note = "ACK absorbed";
+		return 0;
+	}
+	if (!has_top_via(msg)) {
+		o->note = "no usable Via";
+		return 0;
+	}
+	if (sip_msg_check(msg, &err) < 0) {
+		begin(&w, msg, err.status ? err.status : 400, err.reason, o);
+		return finish(&w, o);
+	}
+	memset(&err, 0, sizeof(err));
+	status = sip_request_verdict(msg, SIP_ROLE_UAS, &caps, &err);
+	if (status > 0)
+		return answer_verdict(h, &w, &caps, status, &err, o);
+
+	switch (msg->method_id) {
+	case SIP_METHOD_OPTIONS:
+		begin(&w, msg, 200, NULL, o);
+		sip_wr_header(&w, "Allow", SIP_STR_LIT(SIPD_ALLOW));
+		sip_wr_header(&w, "Accept", SIP_STR_LIT(SIPD_ACCEPT));
+		sip_wr_header(&w, "Supported", SIP_STR_LIT(""));
+		break;
+	case SIP_METHOD_CANCEL:
+		begin(&w, msg, 481, NULL, o);
+		break;
+	default:
+		begin(&w, msg, 501, NULL, o);
+		sip_wr_header(&w, "Allow", SIP_STR_LIT(SIPD_ALLOW));
+		break;
+	}
+	return finish(&w, o);
+}
