@@ -83,24 +83,25 @@ int sip_str_to_u64(sip_str s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-bool sip_is_token_char(char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	switch (c) {
-	case '-':
-	case '.':
-	case '!':
-	case '%':
-	case '*':
-	case '_':
-	case '+':
-	case '`':
-	case '\'':
-	case '~':
-		return true;
-	default:
-		return false;
-	}
-}
+#define T SIP_CC_TOKEN
+#define D (SIP_CC_TOKEN | SIP_CC_DIGIT)
+#define A (SIP_CC_TOKEN | SIP_CC_ALPHA)
+
+const uint8_t sip_char_class[256] = {
+	['!'] = T, ['%'] = T, ['\''] = T, ['*'] = T, ['+'] = T, ['-'] = T,
+	['.'] = T, ['_'] = T, ['`'] = T,  ['~'] = T, ['0'] = D, ['1'] = D,
+	['2'] = D, ['3'] = D, ['4'] = D,  ['5'] = D, ['6'] = D, ['7'] = D,
+	['8'] = D, ['9'] = D, ['A'] = A,  ['B'] = A, ['C'] = A, ['D'] = A,
+	['E'] = A, ['F'] = A, ['G'] = A,  ['H'] = A, ['I'] = A, ['J'] = A,
+	['K'] = A, ['L'] = A, ['M'] = A,  ['N'] = A, ['O'] = A, ['P'] = A,
+	['Q'] = A, ['R'] = A, ['S'] = A,  ['T'] = A, ['U'] = A, ['V'] = A,
+	['W'] = A, ['X'] = A, ['Y'] = A,  ['Z'] = A, ['a'] = A, ['b'] = A,
+	['c'] = A, ['d'] = A, ['e'] = A,  ['f'] = A, ['g'] = A, ['h'] = A,
+	['i'] = A, ['j'] = A, ['k'] = A,  ['l'] = A, ['m'] = A, ['n'] = A,
+	['o'] = A, ['p'] = A, ['q'] = A,  ['r'] = A, ['s'] = A, ['t'] = A,
+	['u'] = A, ['v'] = A, ['w'] = A,  ['x'] = A, ['y'] = A, ['z'] = A,
+};
+
+#undef T
+#undef D
+#undef A

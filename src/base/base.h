@@ -55,7 +55,16 @@ static inline bool sip_is_ws(char c)
 	return c == ' ' || c == '\t';
 }
 
-/** RFC 3261 token character (alphanum / "-.!%*_+`'~"). */
-bool sip_is_token_char(char c);
+/** Character classes, indexed by byte (a constant table). */
+extern const uint8_t sip_char_class[256];
+#define SIP_CC_TOKEN 0x01u /**< RFC 3261 token: alphanum / "-.!%*_+`'~" */
+#define SIP_CC_DIGIT 0x02u
+#define SIP_CC_ALPHA 0x04u
+
+/** RFC 3261 token character. */
+static inline bool sip_is_token_char(char c)
+{
+	return sip_char_class[(unsigned char)c] & SIP_CC_TOKEN;
+}
 
 #endif /* SIPD_BASE_H */

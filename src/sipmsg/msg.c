@@ -273,6 +273,15 @@ static unsigned count_items(sip_str v)
 	bool q = false;
 	int angle = 0;
 
+	if (!memchr(v.p, '"', v.len) && !memchr(v.p, '<', v.len)) {
+		/* the usual Via: no quotes, no brackets */
+		const char *p = v.p, *end = v.p + v.len;
+		while ((p = memchr(p, ',', (size_t)(end - p))) != NULL) {
+			n++;
+			p++;
+		}
+		return n;
+	}
 	for (size_t i = 0; i < v.len; i++) {
 		char c = v.p[i];
 		if (q) {
