@@ -14,6 +14,8 @@ static bool next_field(sip_str *cur, sip_str *field)
 {
 	size_t i = 0;
 
+	if (cur->len == 0)
+		return false;
 	while (i < cur->len && sip_is_ws(cur->p[i]))
 		i++;
 	if (i == cur->len) {
@@ -676,7 +678,7 @@ int sdp_write(const struct sdp_session *s, char *buf, size_t cap)
 		return -EINVAL;
 	if (w.overflow || w.len > INT_MAX)
 		return -ENOSPC;
-	if (w.len < w.cap)
+	if (buf && w.len < cap)
 		buf[w.len] = '\0';
 	return (int)w.len;
 }

@@ -422,11 +422,15 @@ static void test_attr_iter(void **state)
 static void test_dir_default(void **state)
 {
 	(void)state;
+	struct sdp_rtpmap rm;
+	sip_str fp;
 	static const char sdp[] = "v=0\r\n"
 				  "o=- 1 1 IN IP4 192.0.2.1\r\n"
 				  "s=-\r\n"
 				  "t=0 0\r\n"
 				  "m=audio 4000 RTP/AVP 0\r\n"
+				  "a=rtpmap\r\n"
+				  "a=fmtp\r\n"
 				  "m=audio 4002 RTP/AVP 0\r\n"
 				  "a=recvonly\r\n"
 				  "a=sendonly\r\n"
@@ -440,6 +444,9 @@ static void test_dir_default(void **state)
 	assert_int_equal(sdp_media_dir(&sess, &sess.media[1]),
 			 SDP_DIR_RECVONLY);
 	assert_null(sdp_media_conn(&sess, &sess.media[0]));
+	/* rtpmap / fmtp without a value match no payload type */
+	assert_int_equal(sdp_rtpmap(&sess.media[0], 0, &rm), 0);
+	assert_int_equal(sdp_fmtp(&sess.media[0], 0, &fp), 0);
 }
 
 /* ------------------------------------------------------------------------ */
