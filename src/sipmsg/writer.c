@@ -86,19 +86,19 @@ void sip_wr_headerf(struct sip_writer *w, const char *name, const char *fmt,
 		    ...)
 {
 	va_list ap;
+	size_t room;
+	int n;
 
 	put_c(w, name);
 	put_c(w, ": ");
-	if (!w->overflow) {
-		size_t room = w->cap - w->len;
-		va_start(ap, fmt);
-		int n = vsnprintf(w->buf + w->len, room, fmt, ap);
-		va_end(ap);
-		if (n < 0 || (size_t)n >= room)
-			w->overflow = true;
-		else
-			w->len += (size_t)n;
-	}
+	room = w->overflow ? 0 : w->cap - w->len;
+	va_start(ap, fmt);
+	n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room)
+		w->overflow = true;
+	else
+		w->len += (size_t)n;
 	put_c(w, "\r\n");
 }
 
