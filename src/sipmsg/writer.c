@@ -19,7 +19,7 @@ void sip_wr_init(struct sip_writer *w, char *buf, size_t cap)
 
 static void put(struct sip_writer *w, const char *p, size_t n)
 {
-	if (w->overflow)
+	if (w->overflow || n == 0)
 		return;
 	if (n > w->cap - w->len) {
 		w->overflow = true;
