@@ -56,10 +56,22 @@ static inline bool sip_is_ws(char c)
 }
 
 /** Character classes, indexed by byte (a constant table). */
-extern const uint8_t sip_char_class[256];
-#define SIP_CC_TOKEN 0x01u /**< RFC 3261 token: alphanum / "-.!%*_+`'~" */
-#define SIP_CC_DIGIT 0x02u
-#define SIP_CC_ALPHA 0x04u
+extern const uint16_t sip_char_class[256];
+#define SIP_CC_TOKEN 0x001u	 /**< RFC 3261 token */
+#define SIP_CC_DIGIT 0x002u	 /**< DIGIT */
+#define SIP_CC_ALPHA 0x004u	 /**< ALPHA */
+#define SIP_CC_UNRESERVED 0x008u /**< unreserved = alphanum / mark */
+#define SIP_CC_USER 0x010u	 /**< user: unreserved / user-unreserved */
+#define SIP_CC_PASSWORD 0x020u	 /**< password characters */
+#define SIP_CC_PARAM 0x040u /**< paramchar: param-unreserved / unreserved */
+#define SIP_CC_HNV 0x080u   /**< hname/hvalue: hnv-unreserved / unreserved */
+#define SIP_CC_URIC 0x100u  /**< uric (RFC 2396) plus [ ] */
+
+/** True when byte @p c is in every class of @p mask. */
+static inline bool sip_cc(char c, unsigned mask)
+{
+	return (sip_char_class[(unsigned char)c] & mask) == mask;
+}
 
 /** RFC 3261 token character. */
 static inline bool sip_is_token_char(char c)

@@ -40,39 +40,33 @@ static int hex_val(char c)
 	return -1;
 }
 
-/** unreserved = alphanum / mark */
-static bool is_unreserved(char c)
-{
-	return is_alnum(c) || (c != '\0' && strchr("-_.!~*'()", c) != NULL);
-}
-
 /** user: unreserved / user-unreserved (escapes handled separately) */
 static bool is_user_char(char c)
 {
-	return is_unreserved(c) || (c != '\0' && strchr("&=+$,;?/", c));
+	return sip_cc(c, SIP_CC_USER);
 }
 
 static bool is_password_char(char c)
 {
-	return is_unreserved(c) || (c != '\0' && strchr("&=+$,", c));
+	return sip_cc(c, SIP_CC_PASSWORD);
 }
 
 /** paramchar without escapes: param-unreserved / unreserved */
 static bool is_paramchar(char c)
 {
-	return is_unreserved(c) || (c != '\0' && strchr("[]/:&+$", c));
+	return sip_cc(c, SIP_CC_PARAM);
 }
 
 /** hname / hvalue characters: hnv-unreserved / unreserved */
 static bool is_hnv_char(char c)
 {
-	return is_unreserved(c) || (c != '\0' && strchr("[]/?:+$", c));
+	return sip_cc(c, SIP_CC_HNV);
 }
 
 /** uric (RFC 2396): reserved / unreserved, plus [ ] for IPv6 hosts */
 static bool is_uric(char c)
 {
-	return is_unreserved(c) || (c != '\0' && strchr(";/?:@&=+$,[]", c));
+	return sip_cc(c, SIP_CC_URIC);
 }
 
 static bool is_visual_sep(char c)
