@@ -1295,9 +1295,11 @@ static void test_uv_timeout_loop_alive(void **state)
 	assert_true(o.at - t0 >= 300);
 	assert_true(o.at - t0 < 1000);
 	assert_true(h.rs.questions >= 1);
-	/* the 10 ms timer kept its pace while the lookup waited */
-	assert_true(k.ticks >= 20);
-	assert_true(k.max_gap < 100);
+	/* the 10 ms timer kept its pace while the lookup waited (a blocked
+	 * loop would show one gap of the whole bound); slack for loaded hosts
+	 */
+	assert_true(k.ticks >= 15);
+	assert_true(k.max_gap < 150);
 	uv_close((uv_handle_t *)&k.t, close_handle);
 	harness_down(&h);
 }
