@@ -1,0 +1,88 @@
+#!/bin/sh
+# Runs every libFuzzer target of a build for a while, seeded from the corpus.
+#
+# usage: fuzz/run.sh BUILD_DIR SECONDS
+#
+# Seeds go to BUILD_DIR/fuzz-seeds/<target> (rebuilt each run), new inputs to
+# BUILD_DIR/fuzz-work/<target>, findings to BUILD_DIR/fuzz-artifacts/<target>
+# and the logs to BUILD_DIR/fuzz-logs/<target>.log. fuzz_msg and fuzz_sdp
+# (and any other target) start from every tests/data/corpus/**/*.dat plus
+# the PROTOS c07-sip cases (../shared/corpus/protos, when present); fuzz_uri
+# from the URIs found in those messages. Any crash, leak or timeout fails.
+set -eu
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 BUILD_DIR SECONDS" >&2
+	exit 2
+fi
+build=$(cd "$1" && pwd)
+seconds=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+protos=$root/../shared/corpus/protos/testcases.tar.gz
+
+dats=$(find "$root/tests/data/corpus" -name '*.dat' -type f | sort)
+if [ -f "$protos" ]; then
+	protos_arg="--protos $protos"
+else
+	protos_arg=""
+	echo "note: $protos not found, fuzzing without the PROTOS seeds"
+fi
+
+targets=$(find "$build" -maxdepth 1 -type f -name 'fuzz_*' -perm -u+x | sort)
+if [ -z "$targets" ]; then
+	echo "$0: no fuzz_* binaries in $build (configure with -DSIPD_FUZZ=ON)" >&2
+	exit 1
+fi
+
+failed=0
+summary=""
+for bin in $targets; do
+	name=$(basename "$bin")
+	seeds=$build/fuzz-seeds/$name
+	work=$build/fuzz-work/$name
+	artifacts=$build/fuzz-artifacts/$name
+	log=$build/fuzz-logs/$name.log
+	rm -rf "$seeds"
+	mkdir -p "$seeds" "$work" "$artifacts" "$build/fuzz-logs"
+	case $name in
+	fuzz_uri) mode=uris ;;
+	*) mode=messages ;;
+	esac
+	# shellcheck disable=SC2086
+	python3 "$root/fuzz/make_seeds.py" "$mode" "$seeds" $protos_arg $dats \
+		>/dev/null
+
+	echo "== $name: ${seconds}s, $(ls "$seeds" | wc -l) seeds"
+	rc=0
+	"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$artifacts/" \
+		"$work" "$seeds" >"$log" 2>&1 || rc=$?
+
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" |
+		tail -n 1)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+	ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+	corp=$(grep -o 'corp: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+	if [ "$rc" -eq 0 ]; then
+		status=ok
+	else
+		status="FAILED (exit $rc)"
+		failed=$((failed + 1))
+		echo "---- $name: last lines of $log"
+		tail -n 40 "$log"
+		ls "$artifacts" | sed "s|^|  artifact: $artifacts/|"
+	fi
+	line=$(printf '%-10s %s: %s execs, cov %s, ft %s, corpus %s' \
+		"$name" "$status" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+		"${corp:-?}")
+	echo "$line"
+	summary="$summary$line
+"
+done
+
+echo "== fuzz summary"
+printf '%s' "$summary"
+if [ "$failed" -ne 0 ]; then
+	echo "fuzz: $failed target(s) failed" >&2
+	exit 1
+fi
