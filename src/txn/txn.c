@@ -41,6 +41,7 @@ struct sip_txn {
 	bool cookie;
 	bool responded;	  /* server: the TU passed a response */
 	bool trying_sent; /* server INVITE: the 100 Trying went out */
+	bool final_sent;  /* server INVITE: resp holds a final response */
 	uint32_t retx;	  /* current retransmission interval */
 	struct tslot slots[NSLOTS];
 
@@ -518,8 +519,8 @@ static bool match_request(const struct sip_txn *t, const struct sip_msg *m,
 	    !str_eq(t->from_tag, k->from_tag) ||
 	    !sip_str_ieq(t->top_via, k->top_via) || !ruri_eq(t->ruri, m->ruri))
 		return false;
-	if (ack) /* the To tag of the response we sent */
-		return t->resp_tag_len &&
+	if (ack) /* the To tag of the final response we sent */
+		return t->final_sent &&
 		       str_eq((sip_str){t->resp + t->resp_tag_off,
 					t->resp_tag_len},
 			      k->to_tag);
@@ -1139,6 +1140,8 @@ static void note_to_tag(struct sip_txn *t, const struct sip_msg *m,
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_TO);
 	struct sip_addr a;
 
+	t->final_sent = true;
+	t->resp_tag_off = 0;
 	t->resp_tag_len = 0;
 	if (h && sip_addr_parse(h->value, &a) == 0 && a.tag.len) {
 		t->resp_tag_off = (size_t)(a.tag.p - buf);

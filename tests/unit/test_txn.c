@@ -1271,6 +1271,20 @@ static void test_match_rfc2543(void **state)
 	assert_int_equal(recv_text(ack, NULL), 1);
 	assert_int_equal(sip_txn_state(ti), SIP_TXN_CONFIRMED);
 	assert_int_equal(sip_txn_state(ti2), SIP_TXN_PROCEEDING);
+
+	/* A final response without a To tag: the ACK has none either. */
+	o = opts("INVITE");
+	o.branch = "oldbranch1";
+	o.cseq = 5;
+	request(other, sizeof(other), o);
+	assert_int_equal(respond(ti2, other, 404, NULL), 0);
+	o.method = "ACK";
+	assert_ptr_equal(sip_txn_table_match(
+				 fx->tab, parse(request(ack, sizeof(ack), o))),
+			 ti2);
+	o.to_tag = "f1";
+	assert_null(sip_txn_table_match(fx->tab,
+					parse(request(ack, sizeof(ack), o))));
 }
 
 static void test_match_many(void **state)
