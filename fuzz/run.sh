@@ -52,7 +52,7 @@ for bin in $targets; do
 	python3 "$root/fuzz/make_seeds.py" "$mode" "$seeds" $protos_arg $dats \
 		>/dev/null
 
-	echo "== $name: ${seconds}s, $(ls "$seeds" | wc -l) seeds"
+	echo "== $name: ${seconds}s, $(find "$seeds" -type f | wc -l) seeds"
 	rc=0
 	"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$artifacts/" \
@@ -70,7 +70,7 @@ for bin in $targets; do
 		failed=$((failed + 1))
 		echo "---- $name: last lines of $log"
 		tail -n 40 "$log"
-		ls "$artifacts" | sed "s|^|  artifact: $artifacts/|"
+		find "$artifacts" -type f | sed 's|^|  artifact: |'
 	fi
 	line=$(printf '%-10s %s: %s execs, cov %s, ft %s, corpus %s' \
 		"$name" "$status" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
