@@ -8,7 +8,7 @@
 
 static int read_stream(FILE *f, size_t max, char **buf, size_t *len)
 {
-	size_t cap = 64 * 1024, n = 0;
+	size_t cap = (size_t)64 * 1024, n = 0;
 	char *p = malloc(cap);
 
 	if (!p)

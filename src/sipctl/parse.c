@@ -587,14 +587,11 @@ int sipctl_parse(int argc, char **argv)
 	int r;
 
 	for (int i = 1; i < argc; i++) {
+		bool option = argv[i][0] == '-' && argv[i][1] != '\0';
+
 		if (strcmp(argv[i], "--stream") == 0)
 			framing = SIP_FRAMING_STREAM;
-		else if (strcmp(argv[i], "-h") == 0 ||
-			 strcmp(argv[i], "--help") == 0)
-			return parse_usage();
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return parse_usage();
-		else if (path)
+		else if (option || path) /* -h, --help, or a usage error */
 			return parse_usage();
 		else
 			path = argv[i];

@@ -21,7 +21,7 @@ enum {
 };
 
 /** Largest input file sipctl reads, bytes. */
-#define SIPCTL_MAX_INPUT (16u * 1024 * 1024)
+#define SIPCTL_MAX_INPUT ((size_t)16 * 1024 * 1024)
 
 /** `sipctl parse [--stream] FILE|-` */
 int sipctl_parse(int argc, char **argv);

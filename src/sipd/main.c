@@ -199,6 +199,7 @@ static int start(struct sipd_server *srv, const struct sockaddr *addr)
 	char name[96];
 	int r;
 
+	memset(&bound, 0, sizeof(bound));
 	srv->udp.data = srv;
 	srv->sigint.data = srv;
 	srv->sigterm.data = srv;
