@@ -13,6 +13,7 @@ static int read_stream(FILE *f, size_t max, char **buf, size_t *len)
 
 	if (!p)
 		return -ENOMEM;
+	errno = 0;
 	for (;;) {
 		size_t got;
 
@@ -37,8 +38,10 @@ static int read_stream(FILE *f, size_t max, char **buf, size_t *len)
 			break;
 	}
 	if (ferror(f)) {
+		int e = errno ? -errno : -EIO;
+
 		free(p);
-		return -EIO;
+		return e;
 	}
 	if (n > max) {
 		free(p);
