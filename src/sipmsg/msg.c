@@ -435,10 +435,6 @@ int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
 			have_cl = true;
 		}
 	}
-	for (int id = 0; id < SIP_HDR__COUNT; id++) {
-		if (m->first[id] == SIP_HDR_NONE)
-			m->last[id] = SIP_HDR_NONE;
-	}
 
 	/* Framing (§18.3). */
 	size_t avail = len - i;

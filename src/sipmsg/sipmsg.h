@@ -197,7 +197,7 @@ struct sip_msg {
 	uint16_t nhdrs;
 	uint16_t nvia; /**< number of Via values (commas counted)      */
 	uint16_t first[SIP_HDR__COUNT]; /**< first header of each id     */
-	uint16_t last[SIP_HDR__COUNT];
+	uint16_t last[SIP_HDR__COUNT];	/**< valid where first[] is set  */
 	struct sip_hdr hdrs[SIP_MSG_MAX_HEADERS];
 };
 
@@ -209,6 +209,11 @@ struct sip_msg {
  *
  * For datagrams, octets past Content-Length are ignored (msg->len stops
  * there); a Content-Length larger than the data is a framing error.
+ *
+ * On failure the start line and the headers indexed before the defect stay
+ * valid (msg->nhdrs of them, reachable through sip_msg_hdr()), so that a
+ * server can still answer 400 when Via, From, To, Call-ID and CSeq were
+ * read; msg->body and msg->len are not set.
  *
  * @return 0, or a negative errno with @p err filled (may be NULL).
  */
