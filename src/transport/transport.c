@@ -571,9 +571,7 @@ static void conn_up(struct conn *c)
 
 	c->state = CS_OPEN;
 	c->last_active = uv_now(tp->loop);
-	if (tp->cfg.on_conn && !tp->destroying)
-		tp->cfg.on_conn(tp, c->id, SIP_TP_CONN_UP, SIP_TP_CLOSE_LOCAL,
-				0, tp->cfg.arg);
+	/* what waited goes first, before anything the UP callback sends */
 	while (c->state == CS_OPEN && c->pend_head) {
 		struct chunk *k = c->pend_head;
 		c->pend_head = k->next;
@@ -583,6 +581,9 @@ static void conn_up(struct conn *c)
 		conn_write(c, k->data, k->len);
 		free(k);
 	}
+	if (c->state == CS_OPEN && tp->cfg.on_conn && !tp->destroying)
+		tp->cfg.on_conn(tp, c->id, SIP_TP_CONN_UP, SIP_TP_CLOSE_LOCAL,
+				0, tp->cfg.arg);
 }
 
 static int conn_send(struct conn *c, const char *buf, size_t len)
