@@ -80,15 +80,17 @@ int sip_tp_uri_format(unsigned transport, const struct sockaddr *addr,
 
 /** Why a connection closed. */
 enum sip_tp_close_reason {
-	SIP_TP_CLOSE_LOCAL = 0,		/**< sip_tp_conn_close()            */
-	SIP_TP_CLOSE_EOF,		/**< the peer closed                */
-	SIP_TP_CLOSE_IO,		/**< read or write error            */
-	SIP_TP_CLOSE_FRAMING,		/**< sip_framer_next() failed       */
-	SIP_TP_CLOSE_OVERSIZE,		/**< message above max_msg_size     */
-	SIP_TP_CLOSE_GARBAGE,		/**< not the start of a SIP message */
-	SIP_TP_CLOSE_STALLED,		/**< partial message past the bound */
-	SIP_TP_CLOSE_IDLE,		/**< no traffic for idle_timeout    */
-	SIP_TP_CLOSE_LIMIT,		/**< global or per-source limit     */
+	SIP_TP_CLOSE_LOCAL = 0, /**< sip_tp_conn_close()            */
+	SIP_TP_CLOSE_EOF,	/**< the peer closed                */
+	SIP_TP_CLOSE_IO,	/**< read or write error            */
+	SIP_TP_CLOSE_FRAMING,	/**< sip_framer_next() failed       */
+	SIP_TP_CLOSE_OVERSIZE,	/**< message above max_msg_size     */
+	SIP_TP_CLOSE_GARBAGE,	/**< not the start of a SIP message */
+	SIP_TP_CLOSE_STALLED,	/**< partial message past the bound */
+	SIP_TP_CLOSE_IDLE,	/**< no traffic for idle_timeout    */
+	/** Global or per-source limit at accept: counted in the stats only;
+	 * the connection never got an id, so no callback reports it. */
+	SIP_TP_CLOSE_LIMIT,
 	SIP_TP_CLOSE_CONNECT,		/**< connect failed or timed out    */
 	SIP_TP_CLOSE_TLS,		/**< TLS handshake or record error  */
 	SIP_TP_CLOSE_HANDSHAKE_TIMEOUT, /**< TLS handshake took too long    */

@@ -448,9 +448,7 @@ static void test_tcp_split_writes(void **state)
 
 	/* two messages and a keepalive in one write, then a body message */
 	char two[3 * MSG_LEN + 8];
-	memcpy(two, msg_options, MSG_LEN);
-	memcpy(two + MSG_LEN, "\r\n\r\n", 4);
-	memcpy(two + MSG_LEN + 4, msg_options, MSG_LEN);
+	snprintf(two, sizeof(two), "%s\r\n\r\n%s", msg_options, msg_options);
 	raw_send(fd, two, 2 * MSG_LEN + 4);
 	WAIT_FOR(e, e->a.nrx == 3, 1000);
 	assert_int_equal(e->a.nrx, 3);
