@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Runs every libFuzzer target of a build for a while, seeded from the corpus.
 #
 # usage: fuzz/run.sh BUILD_DIR SECONDS
@@ -34,9 +34,9 @@ if [ -z "$targets" ]; then
 	exit 1
 fi
 
-failed=0
-summary=""
-for bin in $targets; do
+# One target: seeds, a bounded run, and a one-line result in $build/fuzz-logs.
+run_one() {
+	bin=$1
 	name=$(basename "$bin")
 	seeds=$build/fuzz-seeds/$name
 	work=$build/fuzz-work/$name
@@ -67,16 +67,46 @@ for bin in $targets; do
 		status=ok
 	else
 		status="FAILED (exit $rc)"
-		failed=$((failed + 1))
-		echo "---- $name: last lines of $log"
-		tail -n 40 "$log"
-		find "$artifacts" -type f | sed 's|^|  artifact: |'
+		{
+			echo "---- $name: last lines of $log"
+			tail -n 40 "$log"
+			find "$artifacts" -type f | sed 's|^|  artifact: |'
+		} >"$build/fuzz-logs/$name.failure"
 	fi
-	line=$(printf '%-10s %s: %s execs, cov %s, ft %s, corpus %s' \
+	printf '%-11s %s: %s execs, cov %s, ft %s, corpus %s\n' \
 		"$name" "$status" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
-		"${corp:-?}")
-	echo "$line"
-	summary="$summary$line
+		"${corp:-?}" >"$build/fuzz-logs/$name.result"
+}
+
+# Run FUZZ_JOBS targets at a time (default: one per core).
+jobs=${FUZZ_JOBS:-$(nproc)}
+rm -f "$build"/fuzz-logs/*.result "$build"/fuzz-logs/*.failure
+running=0
+for bin in $targets; do
+	run_one "$bin" &
+	running=$((running + 1))
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n 2>/dev/null || wait
+		running=$((running - 1))
+	fi
+done
+wait
+
+failed=0
+summary=""
+for bin in $targets; do
+	name=$(basename "$bin")
+	res=$build/fuzz-logs/$name.result
+	if [ ! -f "$res" ]; then
+		echo "$name: no result" >&2
+		failed=$((failed + 1))
+		continue
+	fi
+	if [ -f "$build/fuzz-logs/$name.failure" ]; then
+		cat "$build/fuzz-logs/$name.failure"
+		failed=$((failed + 1))
+	fi
+	summary="$summary$(cat "$res")
 "
 done
 
