@@ -536,6 +536,19 @@ void sip_wr_raw(struct sip_writer *w, sip_str bytes);
  */
 void sip_wr_response_to(struct sip_writer *w, const struct sip_msg *req,
 			unsigned status, const char *reason, sip_str to_tag);
+/** What a server adds to the top Via of its responses (RFC 3261 §18.2.1,
+ * RFC 3581 §4). */
+struct sip_via_rcvd {
+	sip_str received; /**< ;received= value; empty: leave as is       */
+	int rport;	  /**< value for an empty ;rport; < 0: leave as is */
+};
+
+/** sip_wr_response_to() whose top Via value gets @p rcvd's parameters
+ * (an existing received is replaced; an empty rport gets its value).
+ * @p rcvd NULL is the same as sip_wr_response_to(). */
+void sip_wr_response_to_rcvd(struct sip_writer *w, const struct sip_msg *req,
+			     unsigned status, const char *reason,
+			     sip_str to_tag, const struct sip_via_rcvd *rcvd);
 /** Standard reason phrase of a status code ("" when unknown). */
 const char *sip_reason_phrase(unsigned status);
 /**

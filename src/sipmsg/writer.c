@@ -121,13 +121,78 @@ static void copy_all(struct sip_writer *w, const struct sip_msg *m,
 		sip_wr_header(w, sip_hdr_name(id), h->value);
 }
 
-void sip_wr_response_to(struct sip_writer *w, const struct sip_msg *req,
-			unsigned status, const char *reason, sip_str to_tag)
+/* The top Via value @p item with @p rcvd applied. */
+static void put_top_via(struct sip_writer *w, sip_str item,
+			const struct sip_via_rcvd *rcvd)
+{
+	struct sip_via via;
+	sip_str cur, name, val;
+
+	if (sip_via_parse(item, &via) != 0 || via.params.len == 0) {
+		put_s(w, item);
+		if (rcvd->received.len) {
+			put_c(w, ";received=");
+			put_s(w, rcvd->received);
+		}
+		return;
+	}
+	put(w, item.p, (size_t)(via.params.p - item.p));
+	cur = via.params;
+	while (sip_param_next(&cur, &name, &val) > 0) {
+		if (rcvd->received.len && sip_str_ieq_c(name, "received"))
+			continue;
+		put(w, ";", 1);
+		put_s(w, name);
+		if (rcvd->rport >= 0 && val.len == 0 &&
+		    sip_str_ieq_c(name, "rport")) {
+			put(w, "=", 1);
+			put_u(w, (uint64_t)rcvd->rport);
+		} else if (val.len) {
+			put(w, "=", 1);
+			put_s(w, val);
+		}
+	}
+	if (rcvd->received.len) {
+		put_c(w, ";received=");
+		put_s(w, rcvd->received);
+	}
+}
+
+/* Every Via line, the first value of the first line with @p rcvd. */
+static void copy_vias(struct sip_writer *w, const struct sip_msg *m,
+		      const struct sip_via_rcvd *rcvd)
+{
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
+	sip_str cur, item;
+
+	if (!h)
+		return;
+	cur = h->value;
+	if (!rcvd || sip_list_next(&cur, &item) <= 0) {
+		copy_all(w, m, SIP_HDR_VIA);
+		return;
+	}
+	put_c(w, "Via: ");
+	put_top_via(w, item, rcvd);
+	/* the rest of that line: cur now starts after the first comma */
+	sip_str rest = sip_str_trim(cur);
+	if (rest.len) {
+		put_c(w, ", ");
+		put_s(w, rest);
+	}
+	put_c(w, "\r\n");
+	for (h = sip_msg_hdr_next(m, h); h; h = sip_msg_hdr_next(m, h))
+		sip_wr_header(w, "Via", h->value);
+}
+
+void sip_wr_response_to_rcvd(struct sip_writer *w, const struct sip_msg *req,
+			     unsigned status, const char *reason,
+			     sip_str to_tag, const struct sip_via_rcvd *rcvd)
 {
 	const struct sip_hdr *to = sip_msg_hdr(req, SIP_HDR_TO);
 
 	sip_wr_status_line(w, status, reason);
-	copy_all(w, req, SIP_HDR_VIA);
+	copy_vias(w, req, rcvd);
 	copy_all(w, req, SIP_HDR_FROM);
 	if (to) {
 		struct sip_addr a;
@@ -144,6 +209,12 @@ void sip_wr_response_to(struct sip_writer *w, const struct sip_msg *req,
 	copy_all(w, req, SIP_HDR_CSEQ);
 	if (status == 100)
 		copy_all(w, req, SIP_HDR_TIMESTAMP);
+}
+
+void sip_wr_response_to(struct sip_writer *w, const struct sip_msg *req,
+			unsigned status, const char *reason, sip_str to_tag)
+{
+	sip_wr_response_to_rcvd(w, req, status, reason, to_tag, NULL);
 }
 
 int sip_wr_finish(struct sip_writer *w, const char *ctype, sip_str body)

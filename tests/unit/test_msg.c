@@ -571,6 +571,36 @@ static void test_writer(void **state)
 	assert_int_equal(sip_msg_check(&resp, &err), 0);
 	assert_int_equal(resp.content_length, 0);
 
+	/* RFC 3581: received added, the empty rport filled in, the other
+	 * values of the first Via line and the other lines untouched */
+	struct sip_via_rcvd rcvd = {SIP_STR_LIT("192.0.2.7"), 5099};
+	sip_wr_init(&w, buf, sizeof(buf));
+	sip_wr_response_to_rcvd(&w, &req, 200, NULL, SIP_STR_NULL, &rcvd);
+	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
+	assert_true(n > 0);
+	parse_ok(&resp, buf, (size_t)n);
+	assert_str(
+		sip_msg_hdr(&resp, SIP_HDR_VIA)->value,
+		"SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds"
+		";rport=5099;received=192.0.2.7");
+	assert_int_equal(resp.nvia, 3);
+	struct sip_msg req2;
+	static const char two_in_one[] =
+		"OPTIONS sip:a@h SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP h1;received=1.1.1.1;branch=z9hG4bK1, "
+		"SIP/2.0/UDP h2;branch=z9hG4bK2\r\n"
+		"To: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\n\r\n";
+	parse_ok(&req2, two_in_one, sizeof(two_in_one) - 1);
+	sip_wr_init(&w, buf, sizeof(buf));
+	sip_wr_response_to_rcvd(&w, &req2, 200, NULL, SIP_STR_NULL, &rcvd);
+	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
+	assert_true(n > 0);
+	parse_ok(&resp, buf, (size_t)n);
+	assert_str(sip_msg_hdr(&resp, SIP_HDR_VIA)->value,
+		   "SIP/2.0/UDP h1;branch=z9hG4bK1;received=192.0.2.7, "
+		   "SIP/2.0/UDP h2;branch=z9hG4bK2");
+
 	/* a request with a body */
 	sip_wr_init(&w, buf, sizeof(buf));
 	sip_wr_request_line(&w, SIP_STR_LIT("MESSAGE"), SIP_STR_LIT("sip:b@h"));
