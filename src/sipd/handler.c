@@ -1,11 +1,12 @@
 /**
- * @file handler.c  Stateless request handling of sipd.
+ * @file handler.c  The stateless part of sipd's request handling.
  *
- * Order of the checks: message syntax (400, or the parser's status), the
- * element checks of sip_msg_check() (400, 505), the UAS verdict (416, 420,
- * 501, ...), then the method: OPTIONS is answered 200 with Allow, Accept and
- * Supported; CANCEL gets 481 (no transaction state exists to cancel); every
- * other request 501. ACK is never answered and responses are dropped.
+ * Order of the checks: message syntax (400, or the parser's status), then
+ * (after the transaction layer had its chance) the element checks of
+ * sip_msg_check() (400, 505), the UAS verdict (416, 420, 405, 501, ...),
+ * then the method: OPTIONS is answered 200 with Allow, Accept and
+ * Supported; INVITE, BYE and CANCEL go to the UAS core in UAS mode (else
+ * 501, and 481 for CANCEL); everything else 501. ACK is never answered.
  */
 #include "sipd/handler.h"
 
@@ -15,12 +16,14 @@
 #include <string.h>
 
 #define SIPD_ALLOW "OPTIONS"
+#define SIPD_ALLOW_UAS "INVITE, ACK, BYE, CANCEL, OPTIONS"
 #define SIPD_ACCEPT "application/sdp"
 #define SIPD_SERVER "sipd"
 
-void sipd_handler_init(struct sipd_handler *h)
+void sipd_handler_init(struct sipd_handler *h, bool uas)
 {
 	memset(h, 0, sizeof(*h));
+	h->uas = uas;
 	sip_limits_default(&h->limits);
 	if (h->limits.max_msg_size > SIPD_MAX_DATAGRAM)
 		h->limits.max_msg_size = SIPD_MAX_DATAGRAM;
@@ -40,7 +43,7 @@ static uint64_t fnv1a(uint64_t hash, sip_str s)
  * top Via so that a retransmitted request gets the same tag without any
  * state being kept.
  */
-static sip_str make_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
+sip_str sipd_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
 {
 	static const enum sip_hdr_id ids[] = {SIP_HDR_CALL_ID, SIP_HDR_FROM,
 					      SIP_HDR_VIA};
@@ -121,7 +124,8 @@ static int finish(struct sip_writer *w, struct sipd_outcome *o)
 
 /* Start a response: status line and the headers copied from the request. */
 static void begin(struct sip_writer *w, const struct sip_msg *msg,
-		  unsigned status, const char *reason, struct sipd_outcome *o)
+		  unsigned status, const char *reason,
+		  const struct sip_via_rcvd *rcvd, struct sipd_outcome *o)
 {
 	char tag[32];
 
@@ -129,18 +133,20 @@ static void begin(struct sip_writer *w, const struct sip_msg *msg,
 		reason = sip_reason_phrase(status);
 	o->status = status;
 	o->reason = reason;
-	sip_wr_response_to(w, msg, status, reason,
-			   make_to_tag(msg, tag, sizeof(tag)));
+	sip_wr_response_to_rcvd(w, msg, status, reason,
+				sipd_to_tag(msg, tag, sizeof(tag)), rcvd);
 }
 
 static int answer_verdict(struct sipd_handler *h, struct sip_writer *w,
 			  const struct sip_caps *caps, int status,
-			  const struct sip_error *err, struct sipd_outcome *o)
+			  const struct sip_error *err,
+			  const struct sip_via_rcvd *rcvd,
+			  struct sipd_outcome *o)
 {
 	char tags[512];
 	int n;
 
-	begin(w, &h->msg, (unsigned)status, err->reason, o);
+	begin(w, &h->msg, (unsigned)status, err->reason, rcvd, o);
 	switch (status) {
 	case 420:
 		n = sip_unsupported_tags(&h->msg, SIP_ROLE_UAS, caps, tags,
@@ -151,7 +157,7 @@ static int answer_verdict(struct sipd_handler *h, struct sip_writer *w,
 		break;
 	case 405:
 	case 501:
-		sip_wr_header(w, "Allow", SIP_STR_LIT(SIPD_ALLOW));
+		sip_wr_header(w, "Allow", sip_str_c(sipd_allow(h)));
 		break;
 	case 415:
 		sip_wr_header(w, "Accept", SIP_STR_LIT(SIPD_ACCEPT));
@@ -162,70 +168,102 @@ static int answer_verdict(struct sipd_handler *h, struct sip_writer *w,
 	return finish(w, o);
 }
 
-int sipd_handle(struct sipd_handler *h, const char *buf, size_t len, char *out,
-		size_t cap, struct sipd_outcome *o)
+const char *sipd_allow(const struct sipd_handler *h)
 {
-	static const struct sip_caps caps = {0};
+	return h->uas ? SIPD_ALLOW_UAS : SIPD_ALLOW;
+}
+
+int sipd_handle(struct sipd_handler *h, const char *buf, size_t len,
+		enum sip_transport_kind framing,
+		const struct sip_via_rcvd *rcvd, char *out, size_t cap,
+		struct sipd_outcome *o)
+{
 	struct sip_msg *msg = &h->msg;
 	struct sip_error err = {0};
 	struct sip_writer w;
-	int status;
 
 	memset(o, 0, sizeof(*o));
 	sip_wr_init(&w, out, cap);
 
 	if (all_crlf(buf, len)) {
 		o->note = "keepalive";
-		return 0;
+		return SIPD_DROP;
 	}
-	if (sip_msg_parse(msg, buf, len, SIP_FRAMING_DATAGRAM, &h->limits,
-			  &err) < 0) {
+	if (sip_msg_parse(msg, buf, len, framing, &h->limits, &err) < 0) {
 		o->method = msg->method;
 		o->ruri = msg->ruri;
 		if (msg->method_id == SIP_METHOD_ACK ||
 		    !answerable_after_error(msg)) {
 			o->note = err.reason ? err.reason : "malformed";
-			return 0;
+			return SIPD_DROP;
 		}
-		begin(&w, msg, err.status ? err.status : 400, err.reason, o);
+		begin(&w, msg, err.status ? err.status : 400, err.reason, rcvd,
+		      o);
 		return finish(&w, o);
 	}
 	if (!msg->is_request) {
-		o->note = "response dropped";
-		return 0;
+		o->note = "response";
+		return SIPD_TXN;
 	}
 	o->method = msg->method;
 	o->ruri = msg->ruri;
-	if (msg->method_id == SIP_METHOD_ACK) {
-		o->note = "ACK absorbed";
-		return 0;
-	}
 	if (!has_top_via(msg)) {
 		o->note = "no usable Via";
-		return 0;
+		return SIPD_DROP;
+	}
+	return SIPD_TXN;
+}
+
+int sipd_handle_request(struct sipd_handler *h, const struct sip_via_rcvd *rcvd,
+			char *out, size_t cap, struct sipd_outcome *o)
+{
+	static const char *const uas_methods[] = {"INVITE", "ACK",     "BYE",
+						  "CANCEL", "OPTIONS", NULL};
+	static const struct sip_caps plain = {0};
+	static const struct sip_caps uas = {uas_methods, NULL, NULL};
+	const struct sip_caps *caps = h->uas ? &uas : &plain;
+	struct sip_msg *msg = &h->msg;
+	struct sip_error err = {0};
+	struct sip_writer w;
+	int status;
+
+	sip_wr_init(&w, out, cap);
+	if (msg->method_id == SIP_METHOD_ACK) {
+		o->note = "ACK absorbed";
+		return SIPD_DROP;
 	}
 	if (sip_msg_check(msg, &err) < 0) {
-		begin(&w, msg, err.status ? err.status : 400, err.reason, o);
+		begin(&w, msg, err.status ? err.status : 400, err.reason, rcvd,
+		      o);
 		return finish(&w, o);
 	}
 	memset(&err, 0, sizeof(err));
-	status = sip_request_verdict(msg, SIP_ROLE_UAS, &caps, &err);
+	status = sip_request_verdict(msg, SIP_ROLE_UAS, caps, &err);
 	if (status > 0)
-		return answer_verdict(h, &w, &caps, status, &err, o);
+		return answer_verdict(h, &w, caps, status, &err, rcvd, o);
 
 	switch (msg->method_id) {
 	case SIP_METHOD_OPTIONS:
-		begin(&w, msg, 200, NULL, o);
-		sip_wr_header(&w, "Allow", SIP_STR_LIT(SIPD_ALLOW));
+		begin(&w, msg, 200, NULL, rcvd, o);
+		sip_wr_header(&w, "Allow", sip_str_c(sipd_allow(h)));
 		sip_wr_header(&w, "Accept", SIP_STR_LIT(SIPD_ACCEPT));
 		sip_wr_header(&w, "Supported", SIP_STR_LIT(""));
 		break;
+	case SIP_METHOD_INVITE:
+	case SIP_METHOD_BYE:
 	case SIP_METHOD_CANCEL:
-		begin(&w, msg, 481, NULL, o);
+		if (h->uas)
+			return SIPD_UAS;
+		if (msg->method_id == SIP_METHOD_CANCEL) {
+			begin(&w, msg, 481, NULL, rcvd, o);
+			break;
+		}
+		begin(&w, msg, 501, NULL, rcvd, o);
+		sip_wr_header(&w, "Allow", sip_str_c(sipd_allow(h)));
 		break;
 	default:
-		begin(&w, msg, 501, NULL, o);
-		sip_wr_header(&w, "Allow", SIP_STR_LIT(SIPD_ALLOW));
+		begin(&w, msg, 501, NULL, rcvd, o);
+		sip_wr_header(&w, "Allow", sip_str_c(sipd_allow(h)));
 		break;
 	}
 	return finish(&w, o);

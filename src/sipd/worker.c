@@ -1,0 +1,519 @@
+/**
+ * @file worker.c  One sipd worker: a thread running its own libuv loop with
+ * its own transport, transaction table and handler.
+ *
+ * Every worker binds every listen address with SO_REUSEPORT, so the kernel
+ * spreads sources over workers and keeps one source on one worker: the
+ * retransmissions, ACK and CANCEL of a request reach the worker that owns
+ * its transaction. Nothing on the message path is shared between workers.
+ *
+ * Path of a message: transport → sipd_handle() (parse; stateless answers to
+ * what cannot be parsed) → the transaction table (retransmissions, ACK,
+ * CANCEL matching) → sipd_handle_request() (checks, verdicts, OPTIONS) →
+ * for INVITE/BYE/CANCEL in UAS mode, a server transaction and the UAS core
+ * below.
+ */
+#include "sipd/worker.h"
+
+#include "sipd/handler.h"
+#include "transport/transport.h"
+#include "txn/txn.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+/* Where the responses of a server transaction go; listed on the worker so
+ * that what the table still holds at shutdown is freed too. */
+struct peer {
+	struct peer *prev, *next;
+	unsigned transport;
+	struct sockaddr_storage addr;
+	sip_tp_conn_id conn;
+	struct sip_tp_listener *lsn;
+};
+
+struct sipd_worker {
+	const struct sipd_config *cfg;
+	unsigned index;
+	char (*bound)[64];
+
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t ready_cond;
+	bool ready;
+	int start_err;
+
+	uv_loop_t loop;
+	uv_async_t stop;
+	uv_timer_t txn_timer;
+	struct sip_tp *tp;
+	struct sip_txn_table *txns;
+	struct sipd_handler handler;
+	struct peer peers; /* list head of live peers */
+
+	/* the message being handled (valid during on_recv) */
+	const struct sip_tp_rx *rx;
+	const struct sip_via_rcvd *rcvd;
+	char out[SIPD_MAX_RESPONSE];
+};
+
+static void log_line(const struct sipd_worker *w, const struct sip_tp_rx *rx,
+		     const struct sipd_outcome *o)
+{
+	char from[SIP_TP_URI_MAX];
+
+	if (!w->cfg->verbose)
+		return;
+	if (sip_tp_uri_format(rx->transport, rx->src, from, sizeof(from)) < 0)
+		snprintf(from, sizeof(from), "?");
+	fprintf(stderr, "sipd[%u]: %s %.*s %.*s -> %u %s%s%s\n", w->index, from,
+		(int)(o->method.len > 32 ? 32 : o->method.len),
+		o->method.p ? o->method.p : "",
+		(int)(o->ruri.len > 80 ? 80 : o->ruri.len),
+		o->ruri.p ? o->ruri.p : "", o->status,
+		o->reason ? o->reason : "", o->note ? " " : "",
+		o->note ? o->note : "");
+}
+
+static int send_reply(struct sipd_worker *w, const struct sip_tp_rx *rx,
+		      const char *buf, size_t len)
+{
+	struct sip_tp_dest dst = {
+		.transport = rx->transport,
+		.addr = rx->src,
+		.conn = rx->conn,
+		.lsn = rx->transport == SIP_TP_UDP ? rx->lsn : NULL,
+	};
+	int r = sip_tp_send(w->tp, &dst, buf, len, NULL);
+
+	if (r < 0)
+		fprintf(stderr, "sipd[%u]: send: %s\n", w->index, strerror(-r));
+	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transaction callbacks and the UAS core                                   */
+/* ------------------------------------------------------------------------ */
+
+static int txn_send(struct sip_txn *txn, const char *buf, size_t len, void *arg)
+{
+	struct sipd_worker *w = arg;
+	struct peer *p = sip_txn_user(txn);
+	struct sip_tp_dest dst = {
+		.transport = p->transport,
+		.addr = (const struct sockaddr *)&p->addr,
+		.conn = p->conn,
+		.lsn = p->lsn,
+	};
+
+	return sip_tp_send(w->tp, &dst, buf, len, NULL);
+}
+
+static void peer_free(struct peer *p)
+{
+	p->prev->next = p->next;
+	p->next->prev = p->prev;
+	free(p);
+}
+
+static void txn_terminated(struct sip_txn *txn, void *arg)
+{
+	struct peer *p = sip_txn_user(txn);
+
+	(void)arg;
+	if (p)
+		peer_free(p);
+	sip_txn_set_user(txn, NULL);
+}
+
+static void txn_error(struct sip_txn *txn, int err, void *arg)
+{
+	struct sipd_worker *w = arg;
+
+	(void)txn;
+	fprintf(stderr, "sipd[%u]: transaction transport error: %s\n", w->index,
+		strerror(-err));
+}
+
+/* The answer to an offer: one audio stream, PCMU. */
+static int write_sdp(const struct sip_tp_rx *rx, char *buf, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+	const char *ip = "IP4";
+
+	if (rx->local->sa_family == AF_INET6) {
+		uv_ip6_name((const struct sockaddr_in6 *)rx->local, host,
+			    sizeof(host));
+		ip = "IP6";
+	} else {
+		uv_ip4_name((const struct sockaddr_in *)rx->local, host,
+			    sizeof(host));
+	}
+	int n = snprintf(buf, cap,
+			 "v=0\r\n"
+			 "o=sipd 1 1 IN %s %s\r\n"
+			 "s=sipd\r\n"
+			 "c=IN %s %s\r\n"
+			 "t=0 0\r\n"
+			 "m=audio 40000 RTP/AVP 0\r\n"
+			 "a=rtpmap:0 PCMU/8000\r\n"
+			 "a=sendrecv\r\n",
+			 ip, host, ip, host);
+	return (n < 0 || (size_t)n >= cap) ? -ENOSPC : n;
+}
+
+static void write_contact(struct sip_writer *wr, const struct sip_tp_rx *rx)
+{
+	char uri[SIP_TP_URI_MAX];
+	const char *t = rx->transport == SIP_TP_TLS   ? "tls"
+			: rx->transport == SIP_TP_TCP ? "tcp"
+						      : "udp";
+	char *hostport;
+
+	if (sip_tp_uri_format(rx->transport, rx->local, uri, sizeof(uri)) < 0)
+		return;
+	hostport = strchr(uri, ':');
+	if (!hostport)
+		return;
+	sip_wr_headerf(wr, "Contact", "<%s:sipd@%s;transport=%s>",
+		       rx->transport == SIP_TP_TLS ? "sips" : "sip",
+		       hostport + 1, t);
+}
+
+/* Write a response to @p req into w->out and send it through @p txn. */
+static void uas_respond(struct sipd_worker *w, struct sip_txn *txn,
+			const struct sip_msg *req, unsigned status,
+			bool contact, const char *ctype, sip_str body)
+{
+	struct sip_writer wr;
+	char tag[32];
+	int n;
+
+	sip_wr_init(&wr, w->out, sizeof(w->out));
+	sip_wr_response_to_rcvd(&wr, req, status, NULL,
+				sipd_to_tag(req, tag, sizeof(tag)), w->rcvd);
+	if (contact)
+		write_contact(&wr, w->rx);
+	if (status >= 200 && status < 300 &&
+	    req->method_id == SIP_METHOD_INVITE)
+		sip_wr_header(&wr, "Allow", sip_str_c(sipd_allow(&w->handler)));
+	sip_wr_header(&wr, "Server", SIP_STR_LIT("sipd"));
+	n = sip_wr_finish(&wr, ctype, body);
+	if (n < 0 ||
+	    sip_txn_respond(txn, w->out, (size_t)n, uv_now(&w->loop)) < 0)
+		fprintf(stderr, "sipd[%u]: cannot answer %u\n", w->index,
+			status);
+}
+
+/* The request callback: the minimal UAS answers INVITE at once (180, then
+ * 200 with an SDP answer), BYE with 200, CANCEL with 200 (481 without an
+ * INVITE to cancel). The 2xx is not retransmitted: no dialog state is
+ * kept, so a lost 2xx costs the call. */
+static void txn_request(struct sip_txn *txn, const struct sip_msg *msg,
+			void *arg)
+{
+	struct sipd_worker *w = arg;
+	char sdp[512];
+	int n;
+
+	switch (msg->method_id) {
+	case SIP_METHOD_INVITE:
+		uas_respond(w, txn, msg, 180, true, NULL, SIP_STR_NULL);
+		n = write_sdp(w->rx, sdp, sizeof(sdp));
+		if (n > 0)
+			uas_respond(w, txn, msg, 200, true, "application/sdp",
+				    (sip_str){sdp, (size_t)n});
+		break;
+	case SIP_METHOD_CANCEL:
+		uas_respond(w, txn, msg,
+			    sip_txn_table_find_invite(w->txns, msg) ? 200 : 481,
+			    false, NULL, SIP_STR_NULL);
+		break;
+	case SIP_METHOD_BYE:
+		uas_respond(w, txn, msg, 200, false, NULL, SIP_STR_NULL);
+		break;
+	default:
+		/* ACK for a 2xx in Accepted, and anything else: nothing */
+		break;
+	}
+}
+
+static void arm_timer(struct sipd_worker *w);
+
+static void on_txn_timer(uv_timer_t *t)
+{
+	struct sipd_worker *w = t->data;
+
+	sip_txn_table_expire(w->txns, uv_now(&w->loop));
+	arm_timer(w);
+}
+
+static void arm_timer(struct sipd_worker *w)
+{
+	uint64_t d = sip_txn_table_next_deadline(w->txns);
+	uint64_t now = uv_now(&w->loop);
+
+	if (d == UINT64_MAX) {
+		uv_timer_stop(&w->txn_timer);
+		return;
+	}
+	uv_timer_start(&w->txn_timer, on_txn_timer, d > now ? d - now : 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Receive path                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void start_uas(struct sipd_worker *w, const struct sip_tp_rx *rx,
+		      struct sipd_outcome *o)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+	unsigned flags = rx->transport == SIP_TP_UDP ? 0 : SIP_TXN_RELIABLE;
+	struct sip_txn *txn = NULL;
+	int r;
+
+	if (!p) {
+		o->note = "out of memory";
+		return;
+	}
+	p->transport = rx->transport;
+	memcpy(&p->addr, rx->src,
+	       rx->src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					      : sizeof(struct sockaddr_in));
+	p->conn = rx->conn;
+	p->lsn = rx->transport == SIP_TP_UDP ? rx->lsn : NULL;
+	p->next = w->peers.next;
+	p->prev = &w->peers;
+	p->next->prev = p;
+	w->peers.next = p;
+	r = sip_txn_server_create(w->txns, &w->handler.msg, flags, p,
+				  uv_now(&w->loop), &txn);
+	if (r < 0) {
+		/* refused before any callback ran: the peer is still ours */
+		peer_free(p);
+		o->note = "no transaction";
+		return;
+	}
+	o->note = "transaction";
+}
+
+static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
+{
+	struct sipd_worker *w = arg;
+	struct sipd_handler *h = &w->handler;
+	enum sip_transport_kind framing = rx->transport == SIP_TP_UDP
+						  ? SIP_FRAMING_DATAGRAM
+						  : SIP_FRAMING_STREAM;
+	struct sipd_outcome o;
+	struct sip_via_rcvd rcvd = {SIP_STR_NULL, -1};
+	struct sip_tp_via_fix fix;
+	int action;
+
+	(void)tp;
+	w->rx = rx;
+	w->rcvd = NULL;
+	action = sipd_handle(h, rx->buf, rx->len, framing, NULL, w->out,
+			     sizeof(w->out), &o);
+	if (action == SIPD_TXN) {
+		const struct sip_hdr *top = sip_msg_hdr(&h->msg, SIP_HDR_VIA);
+		sip_str cur = top ? top->value : SIP_STR_NULL, item;
+		struct sip_via via;
+
+		if (h->msg.is_request && sip_list_next(&cur, &item) > 0 &&
+		    sip_via_parse(item, &via) == 0 &&
+		    sip_tp_via_received(&via, rx->src, &fix) == 0) {
+			if (fix.add_received)
+				rcvd.received = sip_str_c(fix.received);
+			if (fix.set_rport)
+				rcvd.rport = fix.rport;
+			w->rcvd = &rcvd;
+		}
+		if (sip_txn_table_recv(w->txns, &h->msg, uv_now(&w->loop),
+				       NULL) == 1) {
+			o.note = "matched a transaction";
+			action = SIPD_DROP;
+		} else if (!h->msg.is_request) {
+			action = SIPD_DROP;
+		} else {
+			action = sipd_handle_request(h, w->rcvd, w->out,
+						     sizeof(w->out), &o);
+		}
+	}
+	if (action == SIPD_SEND)
+		send_reply(w, rx, w->out, o.len);
+	else if (action == SIPD_UAS)
+		start_uas(w, rx, &o);
+	log_line(w, rx, &o);
+	arm_timer(w);
+	w->rx = NULL;
+	w->rcvd = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Thread and lifetime                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void on_stop(uv_async_t *a)
+{
+	struct sipd_worker *w = a->data;
+
+	if (w->tp) {
+		sip_tp_destroy(w->tp);
+		w->tp = NULL;
+	}
+	uv_close((uv_handle_t *)&w->txn_timer, close_cb);
+	uv_close((uv_handle_t *)&w->stop, close_cb);
+}
+
+static void signal_ready(struct sipd_worker *w, int err)
+{
+	pthread_mutex_lock(&w->lock);
+	w->start_err = err;
+	w->ready = true;
+	pthread_cond_signal(&w->ready_cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int setup(struct sipd_worker *w)
+{
+	const struct sipd_config *cfg = w->cfg;
+	struct sip_tp_config tc;
+	struct sip_txn_config xc;
+	struct sip_txn_callbacks cb = {
+		.send = txn_send,
+		.request = txn_request,
+		.transport_error = txn_error,
+		.terminated = txn_terminated,
+	};
+	int r;
+
+	sip_tp_config_default(&tc);
+	tc.recv = on_recv;
+	tc.arg = w;
+	tc.tls.cert_file = cfg->tls_cert;
+	tc.tls.key_file = cfg->tls_key;
+	tc.tls.ca_file = cfg->tls_ca;
+	r = sip_tp_create(&w->loop, &tc, &w->tp);
+	if (r < 0) {
+		fprintf(stderr, "sipd[%u]: transport: %s\n", w->index,
+			strerror(-r));
+		return r;
+	}
+	sip_txn_config_default(&xc);
+	xc.worker = w->index;
+	xc.seed = uv_hrtime() ^ ((uint64_t)w->index << 48);
+	r = sip_txn_table_create(&xc, &cb, w, &w->txns);
+	if (r < 0)
+		return r;
+
+	for (unsigned i = 0; i < cfg->nlisten; i++) {
+		struct sip_tp_listen_config lc = {
+			.uri = cfg->listen[i],
+			.reuseport = true,
+			.drop_every = cfg->drop_every,
+		};
+		struct sip_tp_listener *lsn;
+		struct sockaddr_storage ss;
+
+		r = sip_tp_listen(w->tp, &lc, &lsn);
+		if (r < 0) {
+			fprintf(stderr, "sipd[%u]: listen %s: %s\n", w->index,
+				cfg->listen[i], strerror(-r));
+			return r;
+		}
+		if (w->bound && sip_tp_listener_addr(lsn, &ss) == 0)
+			sip_tp_uri_format(sip_tp_listener_transport(lsn),
+					  (struct sockaddr *)&ss, w->bound[i],
+					  64);
+	}
+	return 0;
+}
+
+static void *thread_main(void *arg)
+{
+	struct sipd_worker *w = arg;
+	int r;
+
+	w->stop.data = w;
+	w->txn_timer.data = w;
+	uv_async_init(&w->loop, &w->stop, on_stop);
+	uv_timer_init(&w->loop, &w->txn_timer);
+	r = setup(w);
+	if (r < 0) {
+		on_stop(&w->stop);
+		uv_run(&w->loop, UV_RUN_DEFAULT);
+		signal_ready(w, r);
+		return NULL;
+	}
+	signal_ready(w, 0);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+int sipd_worker_start(const struct sipd_config *cfg, unsigned index,
+		      char bound[][64], struct sipd_worker **out)
+{
+	struct sipd_worker *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->cfg = cfg;
+	w->index = index;
+	w->bound = bound;
+	w->peers.next = w->peers.prev = &w->peers;
+	sipd_handler_init(&w->handler, cfg->uas);
+	r = uv_loop_init(&w->loop);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->ready_cond, NULL);
+	r = pthread_create(&w->thread, NULL, thread_main, w);
+	if (r != 0) {
+		uv_loop_close(&w->loop);
+		free(w);
+		return -r;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->ready)
+		pthread_cond_wait(&w->ready_cond, &w->lock);
+	r = w->start_err;
+	pthread_mutex_unlock(&w->lock);
+	if (r < 0) {
+		sipd_worker_join(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+void sipd_worker_stop(struct sipd_worker *w)
+{
+	uv_async_send(&w->stop);
+}
+
+void sipd_worker_join(struct sipd_worker *w)
+{
+	pthread_join(w->thread, NULL);
+	if (w->txns)
+		sip_txn_table_destroy(w->txns);
+	for (struct peer *p = w->peers.next, *next; p != &w->peers; p = next) {
+		next = p->next;
+		free(p);
+	}
+	uv_loop_close(&w->loop);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->ready_cond);
+	free(w);
+}

@@ -1,0 +1,44 @@
+/**
+ * @file worker.h  A sipd worker: one thread, one libuv loop, its own
+ * transport (sockets bound with SO_REUSEPORT), transaction table and
+ * handler. Workers share nothing on the hot path.
+ */
+#ifndef SIPD_WORKER_H
+#define SIPD_WORKER_H
+
+#include <stdbool.h>
+
+#define SIPD_MAX_LISTEN 16
+
+/** What every worker is started with. */
+struct sipd_config {
+	const char *listen[SIPD_MAX_LISTEN]; /**< URIs (udp:/tcp:/tls:)  */
+	unsigned nlisten;
+	unsigned workers;     /**< threads, each with its own loop     */
+	bool uas;	      /**< answer calls (minimal UAS)          */
+	bool verbose;	      /**< one log line per message            */
+	const char *tls_cert; /**< PEM files for tls: listeners         */
+	const char *tls_key;
+	const char *tls_ca;
+	unsigned drop_every; /**< UDP test hook: drop every Nth datagram */
+};
+
+struct sipd_worker;
+
+/**
+ * Start worker @p index in its own thread; it binds every listen URI of
+ * @p cfg. Returns once the worker is listening (or failed).
+ * @param bound  receives the listen URIs with their bound ports (port 0
+ *               resolved), for the next workers and the log; may be NULL.
+ * @return 0, or a negative errno (the worker is not running).
+ */
+int sipd_worker_start(const struct sipd_config *cfg, unsigned index,
+		      char bound[][64], struct sipd_worker **out);
+
+/** Ask the worker to stop (thread-safe); it finishes and exits its loop. */
+void sipd_worker_stop(struct sipd_worker *w);
+
+/** Wait for the worker thread and free it. */
+void sipd_worker_join(struct sipd_worker *w);
+
+#endif /* SIPD_WORKER_H */
