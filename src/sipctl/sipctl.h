@@ -23,8 +23,19 @@ enum {
 /** Largest input file sipctl reads, bytes. */
 #define SIPCTL_MAX_INPUT ((size_t)16 * 1024 * 1024)
 
+/** Options given before the command name. */
+struct sipctl_opts {
+	const char *db; /**< --db PATH, or NULL for the default */
+};
+
 /** `sipctl parse [--stream] FILE|-` */
 int sipctl_parse(int argc, char **argv);
+
+/** `sipctl user add|del|passwd|list ...` on the user store. */
+int sipctl_user(const struct sipctl_opts *opts, int argc, char **argv);
+
+/** `sipctl domain add|del|list ...` on the user store. */
+int sipctl_domain(const struct sipctl_opts *opts, int argc, char **argv);
 
 /**
  * Read all of @p path ("-" for stdin), binary safe, at most @p max bytes.
