@@ -414,11 +414,12 @@ struct sip_authlimit_config {
 };
 
 /**
- * Failed authentications per source address (IPv4, IPv6; the port is
- * ignored), counted in a sliding window approximated from the current and
- * the previous window. The table is bounded: when full, the source seen
- * least recently is forgotten. Thread-safe (one mutex). The times given are
- * milliseconds of any monotonic clock.
+ * Failed authentications per source address (the port is ignored; IPv6
+ * sources are counted per /64, IPv4-mapped ones as IPv4), counted in a
+ * sliding window approximated from the current and the previous window. The
+ * table is bounded: when full, the source seen least recently is forgotten.
+ * Thread-safe (one mutex). The times given are milliseconds of any monotonic
+ * clock.
  */
 struct sip_authlimit;
 

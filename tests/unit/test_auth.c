@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -524,6 +525,66 @@ static void test_nc_eviction(void **state)
 	creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM, "wonderland",
 	      nonces[0], 1, RURI);
 	assert_int_equal(check(f, c, NULL), SIP_DIGEST_OK);
+	fx_free(f);
+}
+
+struct race {
+	struct fx *f;
+	const char *creds;
+	pthread_barrier_t *start;
+	int ok, stale;
+};
+
+static void *race_thread(void *arg)
+{
+	struct race *r = arg;
+
+	pthread_barrier_wait(r->start);
+	for (int i = 0; i < 200; i++) {
+		switch (check(r->f, r->creds, NULL)) {
+		case SIP_DIGEST_OK:
+			r->ok++;
+			break;
+		case SIP_DIGEST_STALE:
+			r->stale++;
+			break;
+		default:
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* The same credentials replayed from several threads at once are taken
+ * exactly once. */
+static void test_nc_threads(void **state)
+{
+	enum { NTHREADS = 4 };
+	struct fx *f = fx_new(0, 0);
+	pthread_barrier_t start;
+	pthread_t t[NTHREADS];
+	struct race r[NTHREADS];
+	char nonce[64], c[1024];
+	int ok = 0, stale = 0;
+
+	(void)state;
+	fresh_nonce(f, nonce);
+	creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM, "wonderland", nonce,
+	      1, RURI);
+	assert_int_equal(pthread_barrier_init(&start, NULL, NTHREADS), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		r[i] = (struct race){f, c, &start, 0, 0};
+		assert_int_equal(
+			pthread_create(&t[i], NULL, race_thread, &r[i]), 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		ok += r[i].ok;
+		stale += r[i].stale;
+	}
+	pthread_barrier_destroy(&start);
+	assert_int_equal(ok, 1);
+	assert_int_equal(stale, NTHREADS * 200 - 1);
 	fx_free(f);
 }
 
@@ -1261,6 +1322,7 @@ int main(void)
 		cmocka_unit_test(test_opaque_round_trip),
 		cmocka_unit_test(test_nc_replay),
 		cmocka_unit_test(test_nc_eviction),
+		cmocka_unit_test(test_nc_threads),
 		cmocka_unit_test(test_wrong_realm_uri_user),
 		cmocka_unit_test(test_unknown_user_same_as_wrong_password),
 		cmocka_unit_test(test_malformed),
