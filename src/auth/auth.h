@@ -335,7 +335,8 @@ int sip_digest_nonce(struct sip_digest *d, sip_str realm, char *nonce,
 /**
  * Write one challenge value, `Digest realm="..", nonce="..", opaque="..",
  * algorithm=.., qop="auth"[, stale=true]`, NUL-terminated into @p out.
- * @return its length, -ENOSPC, -EINVAL (realm with '"', '\\' or controls).
+ * @return its length, -ENOSPC, -EINVAL (realm or nonce empty, too long, or
+ *         with '"', '\\' or controls).
  */
 int sip_digest_challenge(struct sip_digest *d, sip_str realm,
 			 enum sip_digest_alg alg, sip_str nonce, bool stale,

@@ -485,7 +485,8 @@ int sip_digest_challenge(struct sip_digest *d, sip_str realm,
 	char opaque[OPAQUE_TEXT_LEN + 1];
 	int n;
 
-	if (!realm_ok(realm) ||
+	/* The nonce is written inside quotes too: the same rules. */
+	if (!realm_ok(realm) || !realm_ok(nonce) ||
 	    (alg != SIP_DIGEST_MD5 && alg != SIP_DIGEST_SHA256))
 		return -EINVAL;
 	opaque_text(d, realm, opaque);

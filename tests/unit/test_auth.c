@@ -459,6 +459,9 @@ static void test_opaque_round_trip(void **state)
 	assert_int_equal(sip_digest_challenge(f->d, S(REALM), SIP_DIGEST_MD5,
 					      sip_str_c(nonce), true, ch, 20),
 			 -ENOSPC);
+	assert_int_equal(sip_digest_challenge(f->d, S(REALM), SIP_DIGEST_MD5,
+					      S("a\"b"), false, ch, sizeof(ch)),
+			 -EINVAL);
 	fx_free(f);
 }
 
