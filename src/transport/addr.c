@@ -35,15 +35,21 @@ int sip_tp_uri_parse(const char *text, unsigned *transport,
 
 	if (!text || !transport || !addr)
 		return -EINVAL;
-	if (!strncasecmp(text, "udp:", 4))
-		*transport = SIP_TP_UDP;
-	else if (!strncasecmp(text, "tcp:", 4))
-		*transport = SIP_TP_TCP;
-	else if (!strncasecmp(text, "tls:", 4))
-		*transport = SIP_TP_TLS;
-	else
-		return -EINVAL;
 	p = text + 4;
+	if (!strncasecmp(text, "udp:", 4)) {
+		*transport = SIP_TP_UDP;
+	} else if (!strncasecmp(text, "tcp:", 4)) {
+		*transport = SIP_TP_TCP;
+	} else if (!strncasecmp(text, "tls:", 4)) {
+		*transport = SIP_TP_TLS;
+	} else if (!strncasecmp(text, "wss:", 4)) {
+		*transport = SIP_TP_WSS;
+	} else if (!strncasecmp(text, "ws:", 3)) {
+		*transport = SIP_TP_WS;
+		p = text + 3;
+	} else {
+		return -EINVAL;
+	}
 	memset(addr, 0, sizeof(*addr));
 	if (*p == '[') {
 		const char *rb = strchr(p, ']');
@@ -97,6 +103,12 @@ int sip_tp_uri_format(unsigned transport, const struct sockaddr *addr,
 	case SIP_TP_TLS:
 		tp = "tls";
 		break;
+	case SIP_TP_WS:
+		tp = "ws";
+		break;
+	case SIP_TP_WSS:
+		tp = "wss";
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -137,6 +149,8 @@ const char *sip_tp_close_reason_name(enum sip_tp_close_reason reason)
 		[SIP_TP_CLOSE_TLS] = "tls",
 		[SIP_TP_CLOSE_HANDSHAKE_TIMEOUT] = "handshake-timeout",
 		[SIP_TP_CLOSE_SHUTDOWN] = "shutdown",
+		[SIP_TP_CLOSE_WS_HANDSHAKE] = "ws-handshake",
+		[SIP_TP_CLOSE_WS_PROTOCOL] = "ws-protocol",
 	};
 	if ((unsigned)reason >= SIP_TP_CLOSE__COUNT)
 		return "?";

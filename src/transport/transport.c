@@ -1,7 +1,10 @@
-/** @file transport.c  UDP, TCP and TLS transports on one libuv loop:
- * listeners, connections with framing and timeouts, connection reuse,
- * bounded send queues, TLS over memory BIOs, statistics. */
+/** @file transport.c  UDP, TCP, TLS, WS and WSS transports on one libuv
+ * loop: listeners, connections with framing and timeouts, connection
+ * reuse, bounded send queues, TLS over memory BIOs, the WebSocket server
+ * side, statistics. */
 #include "transport/transport.h"
+
+#include "ws/ws.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -22,6 +25,8 @@
 /** A TLS memory BIO whose buffer grew past this is replaced when empty. */
 #define BIO_KEEP 256
 #define IP_BUCKETS 256
+/** Room for a WebSocket handshake response (101 or an error). */
+#define WS_RESPONSE_MAX 1024
 
 union tp_sa {
 	struct sockaddr sa;
@@ -46,8 +51,10 @@ struct sip_tp_listener {
 
 enum conn_state {
 	CS_CONNECTING = 0,
-	CS_HANDSHAKE,
+	CS_HANDSHAKE,	 /* TLS */
+	CS_WS_HANDSHAKE, /* WebSocket opening handshake (server) */
 	CS_OPEN,
+	CS_DRAINING, /* last bytes written, then closed (WebSocket) */
 	CS_CLOSING,
 };
 
@@ -80,6 +87,15 @@ struct conn {
 	size_t rlen, rcap;
 	struct sip_framer fr;
 	SSL *ssl;
+	/* WebSocket: the handshake while it runs, then the decoder (its
+	 * reassembly buffer exists only during a fragmented message) */
+	struct ws_handshake *wsh;
+	struct ws_decoder wsd;
+	/* CS_DRAINING: why it closes; the write side is shut, the peer
+	 * closed its side */
+	enum sip_tp_close_reason drain_reason;
+	int drain_err;
+	bool shut_done, peer_eof;
 };
 
 struct wreq {
@@ -188,9 +204,25 @@ static uint32_t addr_hash(unsigned transport, const struct sockaddr *sa)
 	return hash_bytes(h, (const uint8_t *)&port, sizeof(port));
 }
 
+static bool is_ws(unsigned transport)
+{
+	return transport == SIP_TP_WS || transport == SIP_TP_WSS;
+}
+
+static bool is_tls(unsigned transport)
+{
+	return transport == SIP_TP_TLS || transport == SIP_TP_WSS;
+}
+
 static bool is_reliable(unsigned transport)
 {
-	return transport == SIP_TP_TCP || transport == SIP_TP_TLS;
+	return transport == SIP_TP_TCP || is_tls(transport) || is_ws(transport);
+}
+
+/* The connection takes bytes from the peer. */
+static bool conn_reading(const struct conn *c)
+{
+	return c->state == CS_OPEN || c->state == CS_WS_HANDSHAKE;
 }
 
 static void tp_handle_gone(struct sip_tp *tp);
@@ -249,7 +281,8 @@ static struct conn *conn_get(struct sip_tp *tp, sip_tp_conn_id id)
 	if (slot == 0 || slot > tp->nslots)
 		return NULL;
 	struct conn *c = tp->slots[slot - 1];
-	if (!c || tp->gens[slot - 1] != gen || c->state == CS_CLOSING)
+	if (!c || tp->gens[slot - 1] != gen || c->state == CS_CLOSING ||
+	    c->state == CS_DRAINING)
 		return NULL;
 	return c;
 }
@@ -304,7 +337,8 @@ static struct conn *conn_find(struct sip_tp *tp, unsigned transport,
 		return NULL;
 	size_t k = addr_hash(transport, addr) & (tp->nbuckets - 1);
 	for (struct conn *c = tp->buckets[k]; c; c = c->hnext)
-		if (c->transport == transport && sa_equal(&c->peer.sa, addr))
+		if (c->transport == transport && c->state != CS_DRAINING &&
+		    sa_equal(&c->peer.sa, addr))
 			return c;
 	return NULL;
 }
@@ -365,6 +399,8 @@ static void conn_closed_cb(uv_handle_t *h)
 
 	free(c->rb);
 	SSL_free(c->ssl);
+	free(c->wsh);
+	free(c->wsd.msg_buf);
 	free(c);
 	tp_handle_gone(tp);
 }
@@ -438,33 +474,42 @@ static void write_cb(uv_write_t *req, int status)
 		conn_close(c, SIP_TP_CLOSE_IO, status);
 }
 
-/* Write raw (already encrypted, for TLS) bytes to the socket. */
-static int conn_write_raw(struct conn *c, const char *buf, size_t len)
+/* Write raw (already encrypted, for TLS) bytes to the socket: @p a, then
+ * @p b (which may be empty). */
+static int conn_write_raw(struct conn *c, const char *a, size_t alen,
+			  const char *b, size_t blen)
 {
-	uv_buf_t b;
+	uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
+			    uv_buf_init((char *)b, (unsigned)blen)};
+	size_t done = 0, len = alen + blen;
 	int rc;
 
 	if (c->h.write_queue_size == 0) {
-		b = uv_buf_init((char *)buf, (unsigned)len);
-		rc = uv_try_write((uv_stream_t *)&c->h, &b, 1);
+		rc = uv_try_write((uv_stream_t *)&c->h, bufs, blen ? 2 : 1);
 		if (rc >= 0 && (size_t)rc == len)
 			return 0;
 		if (rc >= 0) {
-			buf += rc;
-			len -= (size_t)rc;
+			done = (size_t)rc;
 		} else if (rc != UV_EAGAIN) {
 			conn_close(c, SIP_TP_CLOSE_IO, rc);
 			return rc;
 		}
 	}
+	len -= done;
 	struct wreq *w = malloc(sizeof(*w) + len);
 	if (!w)
 		return -ENOMEM;
 	w->c = c;
 	w->len = len;
-	memcpy(w->data, buf, len);
-	b = uv_buf_init(w->data, (unsigned)len);
-	rc = uv_write(&w->req, (uv_stream_t *)&c->h, &b, 1, write_cb);
+	if (done < alen) {
+		memcpy(w->data, a + done, alen - done);
+		if (blen)
+			memcpy(w->data + alen - done, b, blen);
+	} else if (blen) {
+		memcpy(w->data, b + (done - alen), len);
+	}
+	uv_buf_t wb = uv_buf_init(w->data, (unsigned)len);
+	rc = uv_write(&w->req, (uv_stream_t *)&c->h, &wb, 1, write_cb);
 	if (rc < 0) {
 		free(w);
 		conn_close(c, SIP_TP_CLOSE_IO, rc);
@@ -546,16 +591,16 @@ static void tls_trim(struct conn *c)
 	}
 }
 
-/* Send on an open connection (TLS: encrypt). */
-static int conn_write(struct conn *c, const char *buf, size_t len)
+/* Send @p a then @p b (may be empty) on an open connection (TLS:
+ * encrypt). */
+static int conn_write2(struct conn *c, const char *a, size_t alen,
+		       const char *b, size_t blen)
 {
 	c->last_active = uv_now(c->tp->loop);
 	if (!c->ssl)
-		return conn_write_raw(c, buf, len);
-	if (len == 0)
-		return 0;
-	int r = SSL_write(c->ssl, buf, (int)len);
-	if (r <= 0) {
+		return conn_write_raw(c, a, alen, b, blen);
+	if ((alen && SSL_write(c->ssl, a, (int)alen) <= 0) ||
+	    (blen && SSL_write(c->ssl, b, (int)blen) <= 0)) {
 		tls_fail(c);
 		return -EPROTO;
 	}
@@ -563,6 +608,29 @@ static int conn_write(struct conn *c, const char *buf, size_t len)
 	if (rc == 0)
 		tls_trim(c);
 	return rc;
+}
+
+static int conn_write(struct conn *c, const char *buf, size_t len)
+{
+	return conn_write2(c, buf, len, NULL, 0);
+}
+
+/* Send one SIP message: as it is on TCP and TLS, in one unmasked frame on
+ * WS and WSS (text, or binary when it is not UTF-8, RFC 7118 §5). */
+static int conn_write_msg(struct conn *c, const char *buf, size_t len)
+{
+	uint8_t hdr[WS_MAX_HEADER];
+	int h;
+
+	if (!is_ws(c->transport))
+		return conn_write(c, buf, len);
+	h = ws_encode_header(hdr, sizeof(hdr),
+			     ws_utf8_valid(buf, len) ? WS_OP_TEXT
+						     : WS_OP_BINARY,
+			     true, len, NULL);
+	if (h < 0)
+		return h;
+	return conn_write2(c, (const char *)hdr, (size_t)h, buf, len);
 }
 
 static void conn_up(struct conn *c)
@@ -578,7 +646,7 @@ static void conn_up(struct conn *c)
 		if (!c->pend_head)
 			c->pend_tail = NULL;
 		c->queued -= k->len;
-		conn_write(c, k->data, k->len);
+		conn_write_msg(c, k->data, k->len);
 		free(k);
 	}
 	if (c->state == CS_OPEN && tp->cfg.on_conn && !tp->destroying)
@@ -591,7 +659,7 @@ static int conn_send(struct conn *c, const char *buf, size_t len)
 	if (c->queued + len > c->tp->cfg.max_send_queue)
 		return -ENOBUFS;
 	if (c->state == CS_OPEN)
-		return conn_write(c, buf, len);
+		return conn_write_msg(c, buf, len);
 	struct chunk *k = malloc(sizeof(*k) + len);
 	if (!k)
 		return -ENOMEM;
@@ -605,6 +673,44 @@ static int conn_send(struct conn *c, const char *buf, size_t len)
 	c->pend_tail = k;
 	c->queued += len;
 	return 0;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->handle->data;
+
+	free(req);
+	if (c->state != CS_DRAINING)
+		return;
+	c->shut_done = true;
+	if (c->peer_eof || status < 0)
+		conn_close(c, c->drain_reason, c->drain_err);
+}
+
+/* Close @p c once what was written to it has gone out (the answer to a
+ * rejected handshake, a close frame): shut the write side after the queued
+ * bytes, then close when the peer has closed its side too, so that unread
+ * bytes of the peer do not turn the close into a reset. Bounded by
+ * handshake_timeout_ms. The id is stale from now on. */
+static void conn_drain(struct conn *c, enum sip_tp_close_reason reason, int err)
+{
+	if (c->state == CS_CLOSING || c->state == CS_DRAINING)
+		return;
+	c->state = CS_DRAINING;
+	c->drain_reason = reason;
+	c->drain_err = err;
+	c->started = uv_now(c->tp->loop);
+	if (c->ssl) {
+		SSL_shutdown(c->ssl); /* close_notify */
+		ERR_clear_error();
+		if (tls_flush(c) < 0)
+			return;
+	}
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (!req || uv_shutdown(req, (uv_stream_t *)&c->h, shutdown_cb) < 0) {
+		free(req);
+		conn_close(c, reason, err);
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -705,13 +811,181 @@ static void conn_frame(struct conn *c)
 	c->partial_since = c->rlen ? uv_now(tp->loop) : 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* WebSocket (RFC 6455, RFC 7118), server side                              */
+/* ------------------------------------------------------------------------ */
+
+/* Send a control frame (pong, close) built into @p frame. */
+static void ws_send_control(struct conn *c, const uint8_t *frame, int n)
+{
+	if (n > 0)
+		conn_write(c, (const char *)frame, (size_t)n);
+}
+
+/* Answer the opening handshake once its header block is in the buffer.
+ * @return the bytes it took (the 101 was sent, the connection is OPEN and
+ *         reported UP), 0 when more is needed, -1 when the connection is
+ *         draining or closed. */
+static int ws_upgrade(struct conn *c)
+{
+	char out[WS_RESPONSE_MAX];
+	int rc = ws_server_handshake(c->wsh, c->rb, c->rlen);
+	int n;
+	size_t used;
+
+	if (rc == WS_HS_NEED_MORE)
+		return 0;
+	n = ws_server_response(c->wsh, out, sizeof(out));
+	if (rc != WS_HS_ACCEPT || n < 0) {
+		if (n > 0)
+			conn_write(c, out, (size_t)n);
+		conn_drain(c, SIP_TP_CLOSE_WS_HANDSHAKE, -EPROTO);
+		return -1;
+	}
+	used = c->wsh->len;
+	free(c->wsh);
+	c->wsh = NULL;
+	if (conn_write(c, out, (size_t)n) < 0)
+		return -1;
+	ws_decoder_init(&c->wsd, WS_ROLE_SERVER, NULL, c->tp->cfg.max_msg_size);
+	conn_up(c);
+	return c->state == CS_OPEN ? (int)used : -1;
+}
+
+/* Only CR and LF in @p p? */
+static bool crlf_only(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != '\r' && p[i] != '\n')
+			return false;
+	return true;
+}
+
+/* One decoded event. */
+static void ws_on_event(struct conn *c, const struct ws_event *ev)
+{
+	struct sip_tp *tp = c->tp;
+	uint8_t frame[WS_MAX_HEADER + WS_MAX_CONTROL];
+	int n;
+
+	switch (ev->kind) {
+	case WS_EV_MESSAGE:
+		/* CRLFCRLF keepalive as some clients send it over WebSocket:
+		 * answered with CRLF (RFC 5626 §3.5.1); other CR/LF-only
+		 * messages are ignored */
+		if (ev->data.len <= 4 && crlf_only(ev->data.p, ev->data.len)) {
+			if (ev->data.len == 4 &&
+			    !memcmp(ev->data.p, "\r\n\r\n", 4)) {
+				tp->st.keepalives_in++;
+				conn_write_msg(c, "\r\n", 2);
+			}
+		} else {
+			conn_deliver(c, ev->data.p, ev->data.len);
+		}
+		if (c->wsd.msg_buf && !c->wsd.in_message) {
+			free(c->wsd.msg_buf);
+			c->wsd.msg_buf = NULL;
+		}
+		break;
+	case WS_EV_PING:
+		tp->st.keepalives_in++;
+		n = ws_encode(frame, sizeof(frame), WS_OP_PONG, true,
+			      ev->data.p, ev->data.len, NULL);
+		ws_send_control(c, frame, n);
+		break;
+	case WS_EV_CLOSE:
+		/* echo the code (none when it had none), then end */
+		n = ws_encode_close(frame, sizeof(frame), ev->code,
+				    SIP_STR_NULL, NULL);
+		ws_send_control(c, frame, n);
+		conn_drain(c, SIP_TP_CLOSE_EOF, 0);
+		break;
+	case WS_EV_ERROR:
+		n = ws_encode_close(frame, sizeof(frame), ev->code,
+				    sip_str_c(ev->reason), NULL);
+		ws_send_control(c, frame, n);
+		if (ev->code == WS_CLOSE_TOO_BIG)
+			conn_drain(c, SIP_TP_CLOSE_OVERSIZE, -EMSGSIZE);
+		else
+			conn_drain(c, SIP_TP_CLOSE_WS_PROTOCOL, -EPROTO);
+		break;
+	default: /* a pong */
+		break;
+	}
+}
+
+/* Does the frame starting with @p b0 begin a fragmented data message? */
+static bool ws_fragment_start(uint8_t b0)
+{
+	unsigned op = b0 & 0x0fu;
+
+	return !(b0 & 0x80u) && (op == WS_OP_TEXT || op == WS_OP_BINARY);
+}
+
+/* Handshake, then decode the frames in the receive buffer. */
+static void ws_process(struct conn *c)
+{
+	size_t off = 0;
+
+	if (c->state == CS_WS_HANDSHAKE) {
+		int used = ws_upgrade(c);
+		off = used > 0 ? (size_t)used : 0;
+	}
+	while (c->state == CS_OPEN && off < c->rlen) {
+		uint8_t *b = (uint8_t *)c->rb + off;
+		struct ws_event ev;
+		size_t used = 0;
+
+		if (!c->wsd.msg_buf && ws_fragment_start(b[0])) {
+			c->wsd.msg_buf = malloc(c->wsd.max_message);
+			if (!c->wsd.msg_buf) {
+				conn_close(c, SIP_TP_CLOSE_IO, -ENOMEM);
+				return;
+			}
+		}
+		int rc = ws_decode(&c->wsd, b, c->rlen - off, &used, &ev);
+		off += used;
+		if (rc < 0) {
+			conn_close(c, SIP_TP_CLOSE_IO, rc);
+			return;
+		}
+		if (rc == WS_EV_NEED_MORE)
+			break;
+		ws_on_event(c, &ev);
+	}
+	if (c->state == CS_DRAINING) {
+		/* nothing more is read */
+		free(c->rb);
+		c->rb = NULL;
+		c->rlen = c->rcap = 0;
+		return;
+	}
+	if (c->state != CS_OPEN || off == 0)
+		return;
+	memmove(c->rb, c->rb + off, c->rlen - off);
+	c->rlen -= off;
+	c->partial_since =
+		c->rlen || c->wsd.in_message ? uv_now(c->tp->loop) : 0;
+}
+
+/* Bound on the receive buffer: a SIP message (and one byte to see that it
+ * is too long), the WebSocket handshake, or a frame of a WS message. */
+static size_t rb_limit(const struct conn *c)
+{
+	if (!is_ws(c->transport))
+		return c->tp->cfg.max_msg_size + 1;
+	if (c->state == CS_WS_HANDSHAKE)
+		return c->wsh->max_size;
+	return c->tp->cfg.max_msg_size + WS_MAX_HEADER;
+}
+
 /* Append stream bytes (plaintext) and frame them. */
 static void conn_feed(struct conn *c, const char *data, size_t n)
 {
 	struct sip_tp *tp = c->tp;
-	size_t limit = tp->cfg.max_msg_size + 1;
 
-	while (n > 0 && c->state != CS_CLOSING) {
+	while (n > 0 && conn_reading(c)) {
+		size_t limit = rb_limit(c);
 		if (c->rlen == limit) {
 			conn_close(c, SIP_TP_CLOSE_OVERSIZE, -EMSGSIZE);
 			return;
@@ -737,15 +1011,22 @@ static void conn_feed(struct conn *c, const char *data, size_t n)
 		c->rlen += take;
 		data += take;
 		n -= take;
-		conn_frame(c);
+		if (is_ws(c->transport))
+			ws_process(c);
+		else
+			conn_frame(c);
 	}
 	if (c->state != CS_CLOSING && c->rlen == 0 && c->rb) {
 		free(c->rb);
 		c->rb = NULL;
 		c->rcap = 0;
-		c->partial_since = 0;
+		/* a fragmented WS message in progress still counts */
+		if (!c->wsd.in_message)
+			c->partial_since = 0;
 	}
 }
+
+static void conn_ready(struct conn *c);
 
 static void tls_input(struct conn *c, const char *data, size_t n)
 {
@@ -771,9 +1052,9 @@ static void tls_input(struct conn *c, const char *data, size_t n)
 		}
 		if (tls_flush(c) < 0)
 			return;
-		conn_up(c);
+		conn_ready(c);
 	}
-	while (c->state == CS_OPEN) {
+	while (conn_reading(c)) {
 		int r = SSL_read(c->ssl, tp->pbuf, (int)PLAIN_BUF);
 		if (r > 0) {
 			conn_feed(c, tp->pbuf, (size_t)r);
@@ -808,6 +1089,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 	if (c->state == CS_CLOSING || nread == 0)
 		return;
+	if (c->state == CS_DRAINING) {
+		/* bytes are dropped; the peer's end of stream ends it */
+		if (nread == UV_EOF && !c->shut_done)
+			c->peer_eof = true;
+		else if (nread < 0)
+			conn_close(c, c->drain_reason, c->drain_err);
+		return;
+	}
 	if (nread < 0) {
 		if (nread == UV_EOF)
 			conn_close(c, SIP_TP_CLOSE_EOF, 0);
@@ -818,7 +1107,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	c->last_active = uv_now(c->tp->loop);
 	if (c->ssl)
 		tls_input(c, buf->base, (size_t)nread);
-	else if (c->state == CS_OPEN)
+	else if (conn_reading(c))
 		conn_feed(c, buf->base, (size_t)nread);
 }
 
@@ -841,6 +1130,23 @@ static int tls_new(struct conn *c, SSL_CTX *ctx)
 	return 0;
 }
 
+/* The stream is up (TLS: handshake done): a WebSocket listener's
+ * connection starts its opening handshake, any other one is UP. */
+static void conn_ready(struct conn *c)
+{
+	if (!is_ws(c->transport) || c->outbound) {
+		conn_up(c);
+		return;
+	}
+	c->wsh = malloc(sizeof(*c->wsh));
+	if (!c->wsh) {
+		conn_close(c, SIP_TP_CLOSE_IO, -ENOMEM);
+		return;
+	}
+	ws_handshake_init(c->wsh, 0);
+	c->state = CS_WS_HANDSHAKE;
+}
+
 static void conn_start_stream(struct conn *c)
 {
 	uv_tcp_nodelay(&c->h, 1);
@@ -853,7 +1159,7 @@ static void conn_start_stream(struct conn *c)
 	}
 	c->started = uv_now(c->tp->loop);
 	if (!c->ssl) {
-		conn_up(c);
+		conn_ready(c);
 		return;
 	}
 	c->state = CS_HANDSHAKE;
@@ -895,7 +1201,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (tp->nconns >= tp->cfg.max_conns ||
 	    (tp->cfg.max_conns_per_ip &&
 	     ip_count(tp, &c->peer.sa) >= tp->cfg.max_conns_per_ip) ||
-	    (c->transport == SIP_TP_TLS && tls_new(c, tp->ssl_server) < 0) ||
+	    (is_tls(c->transport) && tls_new(c, tp->ssl_server) < 0) ||
 	    conn_register(tp, c) < 0) {
 		tp->st.closes[SIP_TP_CLOSE_LIMIT]++;
 		c->state = CS_CLOSING;
@@ -1010,9 +1316,14 @@ static void sweep_cb(uv_timer_t *t)
 				conn_close(c, SIP_TP_CLOSE_CONNECT, -ETIMEDOUT);
 			break;
 		case CS_HANDSHAKE:
+		case CS_WS_HANDSHAKE:
 			if (now - c->started >= cfg->handshake_timeout_ms)
 				conn_close(c, SIP_TP_CLOSE_HANDSHAKE_TIMEOUT,
 					   -ETIMEDOUT);
+			break;
+		case CS_DRAINING:
+			if (now - c->started >= cfg->handshake_timeout_ms)
+				conn_close(c, c->drain_reason, c->drain_err);
 			break;
 		case CS_OPEN:
 			if (c->partial_since &&
@@ -1151,7 +1462,7 @@ int sip_tp_listen(struct sip_tp *tp, const struct sip_tp_listen_config *lc,
 		return -EINVAL;
 	if ((rc = sip_tp_uri_parse(lc->uri, &transport, &ss)) < 0)
 		return rc;
-	if (transport == SIP_TP_TLS && !tp->ssl_server)
+	if (is_tls(transport) && !tp->ssl_server)
 		return -ENOENT;
 	struct sip_tp_listener *lsn = calloc(1, sizeof(*lsn));
 	if (!lsn)
@@ -1429,8 +1740,8 @@ static int stream_conn(struct sip_tp *tp, const struct sip_tp_dest *dst,
 		*out = c;
 		return 0;
 	}
-	if (!dst->addr)
-		return -ENOTCONN;
+	if (!dst->addr || is_ws(dst->transport))
+		return -ENOTCONN; /* no outbound WebSocket connections */
 	if (dst->transport == SIP_TP_TLS && !tp->ssl_client)
 		return -ENOENT;
 	return conn_open_out(tp, dst, out);

@@ -1,7 +1,7 @@
 /**
  * @file transport.h  SIP transports on libuv: UDP, TCP and TLS (RFC 3261
- * §18), listeners, connection management, and the Via helpers of §18.2
- * and RFC 3581.
+ * §18), WS and WSS (RFC 7118), listeners, connection management, and the
+ * Via helpers of §18.2 and RFC 3581.
  *
  * One `sip_tp` per worker loop; it never starts threads and never blocks.
  * Everything it owns (listeners, connections, its timer) lives on the
@@ -26,6 +26,19 @@
  * - TLS uses OpenSSL 3 through memory BIOs over the libuv stream, one
  *   shared SSL_CTX per role and per transport, with SSL_MODE_RELEASE_BUFFERS
  *   so that an idle connection keeps little memory.
+ * - WS and WSS (RFC 7118) are listeners only: an accepted connection (WSS:
+ *   once TLS is up) first answers the WebSocket opening handshake (src/ws,
+ *   bounded to WS_HANDSHAKE_MAX_DEFAULT bytes and handshake_timeout_ms; a
+ *   rejected one gets its 400/426/431 and is closed once that is written).
+ *   It is reported UP after the 101. Then each WebSocket message is one SIP
+ *   message (no Content-Length framing); pings are answered, a close is
+ *   answered and ends the connection, a protocol error is answered with a
+ *   close frame carrying its code (1002, 1007, 1009) and ends it. Sending
+ *   wraps each message in one unmasked frame (text, or binary when it is
+ *   not UTF-8). A fragmented message is reassembled in a buffer that
+ *   exists only while it is in progress. There are no outbound WebSocket
+ *   connections: sending to a WS/WSS address without an open connection
+ *   gives -ENOTCONN.
  *
  * The Via helpers at the end (sip_tp_via_received(), sip_tp_response_dest())
  * are pure functions and need no transport.
@@ -60,9 +73,10 @@ typedef uint64_t sip_tp_conn_id;
 
 /**
  * Parse a listen or destination address "udp:127.0.0.1:5060",
- * "tcp:[::1]:5060", "tls:0.0.0.0:5061" (transport case-insensitive,
- * numeric hosts only, IPv6 in brackets, port 0..65535 required).
- * @param transport set to one SIP_TP_* bit (UDP, TCP or TLS)
+ * "tcp:[::1]:5060", "tls:0.0.0.0:5061", "ws:127.0.0.1:8080",
+ * "wss:127.0.0.1:8443" (transport case-insensitive, numeric hosts only,
+ * IPv6 in brackets, port 0..65535 required).
+ * @param transport set to one SIP_TP_* bit (UDP, TCP, TLS, WS or WSS)
  * @param addr      the socket address (sockaddr_in or sockaddr_in6)
  * @return 0 or -EINVAL.
  */
@@ -91,10 +105,17 @@ enum sip_tp_close_reason {
 	/** Global or per-source limit at accept: counted in the stats only;
 	 * the connection never got an id, so no callback reports it. */
 	SIP_TP_CLOSE_LIMIT,
-	SIP_TP_CLOSE_CONNECT,		/**< connect failed or timed out    */
-	SIP_TP_CLOSE_TLS,		/**< TLS handshake or record error  */
-	SIP_TP_CLOSE_HANDSHAKE_TIMEOUT, /**< TLS handshake took too long    */
-	SIP_TP_CLOSE_SHUTDOWN,		/**< sip_tp_destroy()               */
+	SIP_TP_CLOSE_CONNECT, /**< connect failed or timed out    */
+	SIP_TP_CLOSE_TLS,     /**< TLS handshake or record error  */
+	/** The TLS or WebSocket handshake took too long. */
+	SIP_TP_CLOSE_HANDSHAKE_TIMEOUT,
+	SIP_TP_CLOSE_SHUTDOWN, /**< sip_tp_destroy()               */
+	/** WebSocket opening handshake rejected (400, 426 or 431 sent). */
+	SIP_TP_CLOSE_WS_HANDSHAKE,
+	/** WebSocket protocol error: closed with 1002 or 1007 (a message
+	 * above max_msg_size is SIP_TP_CLOSE_OVERSIZE, closed with 1009; a
+	 * close frame from the peer is SIP_TP_CLOSE_EOF). */
+	SIP_TP_CLOSE_WS_PROTOCOL,
 	SIP_TP_CLOSE__COUNT
 };
 
@@ -104,7 +125,7 @@ const char *sip_tp_close_reason_name(enum sip_tp_close_reason reason);
 /** One received message (stream) or datagram (UDP). Everything it points
  * to is valid during the receive callback only. */
 struct sip_tp_rx {
-	unsigned transport;	      /**< SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS */
+	unsigned transport;	      /**< one SIP_TP_* bit                  */
 	const struct sockaddr *src;   /**< the peer                          */
 	const struct sockaddr *local; /**< our address it arrived on         */
 	struct sip_tp_listener *lsn;  /**< UDP: the socket; stream: the
@@ -120,8 +141,9 @@ typedef void sip_tp_recv_fn(struct sip_tp *tp, const struct sip_tp_rx *rx,
 			    void *arg);
 
 enum sip_tp_conn_event {
-	SIP_TP_CONN_UP = 1, /**< connected/accepted (TLS: handshake done) */
-	SIP_TP_CONN_DOWN,   /**< closed; the id is stale from now on      */
+	/** connected/accepted (TLS: handshake done; WS/WSS: 101 sent) */
+	SIP_TP_CONN_UP = 1,
+	SIP_TP_CONN_DOWN, /**< closed; the id is stale from now on      */
 };
 
 /** A connection came up or went down. For SIP_TP_CONN_DOWN, @p reason
@@ -199,7 +221,7 @@ void sip_tp_destroy(struct sip_tp *tp);
 
 /**
  * Bind and start a listener.
- * @return 0, -EINVAL (bad URI), -ENOENT (TLS without a certificate),
+ * @return 0, -EINVAL (bad URI), -ENOENT (TLS/WSS without a certificate),
  *         or the socket error (-EADDRINUSE, ...).
  */
 int sip_tp_listen(struct sip_tp *tp, const struct sip_tp_listen_config *lc,
@@ -218,7 +240,7 @@ unsigned sip_tp_listener_transport(const struct sip_tp_listener *lsn);
 
 /** Where to send. */
 struct sip_tp_dest {
-	unsigned transport;	     /**< SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS */
+	unsigned transport;	     /**< one SIP_TP_* bit                  */
 	const struct sockaddr *addr; /**< required unless @p conn is given  */
 	/** Stream: send on this connection when it is still open (a response
 	 * on the connection its request came on); else fall back to
@@ -239,7 +261,8 @@ struct sip_tp_dest {
  * until it is up (TLS: until the handshake is done).
  * @param conn_out when non-NULL, set to the stream connection used (0 UDP)
  * @return 0, -ENOBUFS (send queue full), -EMFILE (connection limit),
- *         -ENOTCONN (no address and the connection is gone), -EAFNOSUPPORT
+ *         -ENOTCONN (no address and the connection is gone; WS/WSS: no
+ *         open connection to the address), -EAFNOSUPPORT
  *         (no UDP socket of that family), -EINVAL, or the socket error.
  */
 int sip_tp_send(struct sip_tp *tp, const struct sip_tp_dest *dst,
@@ -255,9 +278,9 @@ int sip_tp_connect(struct sip_tp *tp, const struct sip_tp_dest *dst,
 /* ------------------------------------------------------------------------ */
 
 struct sip_tp_conn_info {
-	unsigned transport; /**< SIP_TP_TCP or SIP_TP_TLS  */
+	unsigned transport; /**< SIP_TP_TCP, _TLS, _WS or _WSS */
 	bool outbound;	    /**< we opened it              */
-	bool up;	    /**< connected (TLS: handshake) */
+	bool up;	    /**< connected (TLS: handshake; WS: upgraded) */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local; /**< zero until connected      */
 	size_t queued;		       /**< bytes waiting to be sent  */
@@ -276,12 +299,12 @@ int sip_tp_conn_close(struct sip_tp *tp, sip_tp_conn_id conn);
 /* ------------------------------------------------------------------------ */
 
 struct sip_tp_stats {
-	uint64_t msgs_in;  /**< datagrams and framed messages     */
+	uint64_t msgs_in;  /**< datagrams, framed and WS messages */
 	uint64_t msgs_out; /**< sip_tp_send() calls that succeeded */
 	uint64_t bytes_in; /**< SIP bytes (after TLS)              */
 	uint64_t bytes_out;
 	uint64_t dgrams_dropped; /**< by the drop_every test hook        */
-	uint64_t keepalives_in;	 /**< CRLFCRLF pings answered            */
+	uint64_t keepalives_in;	 /**< CRLFCRLF and WS pings answered     */
 	uint64_t send_errors;	 /**< sip_tp_send() failures, -ENOBUFS incl. */
 	uint64_t conns_open;	 /**< now                                */
 	uint64_t conns_accepted; /**< since creation                     */
