@@ -166,12 +166,19 @@ static int write_sdp(const struct sip_tp_rx *rx, char *buf, size_t cap)
 	return (n < 0 || (size_t)n >= cap) ? -ENOSPC : n;
 }
 
+/* Contact for our answers: the address the request came to, with its
+ * transport (RFC 7118 §5.2: transport=ws for WS and WSS alike). */
 static void write_contact(struct sip_writer *wr, const struct sip_tp_rx *rx)
 {
 	char uri[SIP_TP_URI_MAX];
-	const char *t = rx->transport == SIP_TP_TLS   ? "tls"
-			: rx->transport == SIP_TP_TCP ? "tcp"
-						      : "udp";
+	const char *t =
+		rx->transport == SIP_TP_TLS   ? "tls"
+		: rx->transport == SIP_TP_TCP ? "tcp"
+		: rx->transport == SIP_TP_WS || rx->transport == SIP_TP_WSS
+			? "ws"
+			: "udp";
+	bool secure =
+		rx->transport == SIP_TP_TLS || rx->transport == SIP_TP_WSS;
 	char *hostport;
 
 	if (sip_tp_uri_format(rx->transport, rx->local, uri, sizeof(uri)) < 0)
@@ -180,8 +187,7 @@ static void write_contact(struct sip_writer *wr, const struct sip_tp_rx *rx)
 	if (!hostport)
 		return;
 	sip_wr_headerf(wr, "Contact", "<%s:sipd@%s;transport=%s>",
-		       rx->transport == SIP_TP_TLS ? "sips" : "sip",
-		       hostport + 1, t);
+		       secure ? "sips" : "sip", hostport + 1, t);
 }
 
 /* Write a response to @p req into w->out and send it through @p txn. */
@@ -305,9 +311,11 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 {
 	struct sipd_worker *w = arg;
 	struct sipd_handler *h = &w->handler;
-	enum sip_transport_kind framing = rx->transport == SIP_TP_UDP
-						  ? SIP_FRAMING_DATAGRAM
-						  : SIP_FRAMING_STREAM;
+	/* a datagram and a WebSocket message are whole messages */
+	enum sip_transport_kind framing =
+		rx->transport == SIP_TP_TCP || rx->transport == SIP_TP_TLS
+			? SIP_FRAMING_STREAM
+			: SIP_FRAMING_DATAGRAM;
 	struct sipd_outcome o;
 	struct sip_via_rcvd rcvd = {SIP_STR_NULL, -1};
 	struct sip_tp_via_fix fix;
