@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang clang-format clang-tidy cppcheck
 libclang-rt-14-dev llvm libuv1-dev libssl-dev libsqlite3-dev libc-ares-dev
-libcmocka-dev python3 nodejs npm openssl"
+libcmocka-dev python3 nodejs npm openssl sip-tester"
 missing=""
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
