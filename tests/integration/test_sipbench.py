@@ -7,6 +7,7 @@ usage: test_sipbench.py SIPBENCH
   succeeds, and both sides count the same calls;
 - `options`, `register` (with and without digest, MD5 and SHA-256) against
   a Python UDP responder that checks the Authorization response itself;
+- `uas --register` registering its contact with digest first;
 - `call` against a responder that drops every 5th request: retransmissions
   happen and the calls still succeed;
 - usage errors exit with 2.
@@ -288,6 +289,26 @@ def test_wrong_password():
     print("register with a wrong password: 3 x 403")
 
 
+def test_uas_register():
+    r = Responder(password="pw%d")
+    out = os.path.join(TMP, "uasreg.json")
+    try:
+        p = subprocess.run(
+            [BENCH, "uas", "--listen", "127.0.0.1:0", "--register",
+             "--target", r.target, "--users", "3", "--password", "pw%d",
+             "--duration", "1", "--json", out, "--quiet"],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    finally:
+        r.stop()
+    check(p.returncode == 0, "uas --register exited %d" % p.returncode)
+    with open(out) as f:
+        res = json.load(f)
+    check(res["registrations"] == {"attempted": 3, "succeeded": 3,
+                                   "failed": 0}, "uas registrations", res)
+    check(r.verified == 3, "verified %d" % r.verified, res)
+    print("uas --register: 3 contacts registered with digest")
+
+
 def test_drops():
     r = Responder(drop_every=5)
     try:
@@ -332,6 +353,7 @@ def main():
     test_register_digest("MD5")
     test_register_digest("SHA-256")
     test_wrong_password()
+    test_uas_register()
     test_drops()
     print("all passed in %.1f s" % (time.monotonic() - t0))
     return 0
