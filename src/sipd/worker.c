@@ -58,6 +58,7 @@ struct sipd_worker {
 	/* the message being handled (valid during on_recv) */
 	const struct sip_tp_rx *rx;
 	const struct sip_via_rcvd *rcvd;
+	struct sockaddr_storage reply_addr; /* §18.2.2 response address */
 	char out[SIPD_MAX_RESPONSE];
 };
 
@@ -84,7 +85,7 @@ static int send_reply(struct sipd_worker *w, const struct sip_tp_rx *rx,
 {
 	struct sip_tp_dest dst = {
 		.transport = rx->transport,
-		.addr = rx->src,
+		.addr = (const struct sockaddr *)&w->reply_addr,
 		.conn = rx->conn,
 		.lsn = rx->transport == SIP_TP_UDP ? rx->lsn : NULL,
 	};
@@ -287,9 +288,7 @@ static void start_uas(struct sipd_worker *w, const struct sip_tp_rx *rx,
 		return;
 	}
 	p->transport = rx->transport;
-	memcpy(&p->addr, rx->src,
-	       rx->src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					      : sizeof(struct sockaddr_in));
+	p->addr = w->reply_addr;
 	p->conn = rx->conn;
 	p->lsn = rx->transport == SIP_TP_UDP ? rx->lsn : NULL;
 	p->next = w->peers.next;
@@ -305,6 +304,29 @@ static void start_uas(struct sipd_worker *w, const struct sip_tp_rx *rx,
 		return;
 	}
 	o->note = "transaction";
+}
+
+static void copy_addr(struct sockaddr_storage *dst, const struct sockaddr *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src,
+	       src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in));
+}
+
+/* RFC 3261 §18.2.2 with RFC 3581: where responses to this request go. A
+ * sent-by name would need a lookup (RFC 3263 §5); until responses can wait
+ * for one, they go to the source address, as with rport. */
+static void set_reply_addr(struct sipd_worker *w, const struct sip_tp_rx *rx,
+			   const struct sip_via *via)
+{
+	struct sip_tp_resp_dest d;
+
+	copy_addr(&w->reply_addr, rx->src);
+	if (sip_tp_response_dest(via, rx->transport, rx->src, rx->conn != 0,
+				 &d) == 0 &&
+	    d.kind == SIP_TP_RESP_ADDR)
+		w->reply_addr = d.addr;
 }
 
 static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
@@ -324,6 +346,7 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 	(void)tp;
 	w->rx = rx;
 	w->rcvd = NULL;
+	copy_addr(&w->reply_addr, rx->src);
 	action = sipd_handle(h, rx->buf, rx->len, framing, NULL, w->out,
 			     sizeof(w->out), &o);
 	if (action == SIPD_TXN) {
@@ -334,6 +357,7 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 		if (h->msg.is_request && sip_list_next(&cur, &item) > 0 &&
 		    sip_via_parse(item, &via) == 0 &&
 		    sip_tp_via_received(&via, rx->src, &fix) == 0) {
+			set_reply_addr(w, rx, &via);
 			if (fix.add_received)
 				rcvd.received = sip_str_c(fix.received);
 			if (fix.set_rport)

@@ -23,7 +23,7 @@ TIMEOUT = 3.0
 
 
 def request(method, extra="", body=b"", cseq_method=None, call_id="c1",
-            branch=None, transport="UDP", via_params=""):
+            branch=None, transport="UDP", via_params=";rport"):
     head = (
         "%s sip:sipd@127.0.0.1 SIP/2.0\r\n"
         "Via: SIP/2.0/%s 127.0.0.1:5999;branch=%s%s\r\n"
@@ -164,9 +164,19 @@ class TcpClient:
         self.sock.close()
 
 
-def run_checks(client, dat, failures):
+def with_rport(msg):
+    """The corpus messages name other hosts in their Via; with rport the
+    answer comes back to our socket (RFC 3581) instead of their sent-by."""
+    return re.sub(rb"(?m)^(Via:[^\r\n]*?)(\r\n)", rb"\1;rport\2", msg, count=1)
+
+
+def run_checks(client, dat_file, failures):
     tp = client.name
     tag = "[%s] " % tp
+
+    def dat(name):
+        data = dat_file(name)
+        return with_rport(data) if tp == "UDP" else data
 
     def exchange(data, timeout=TIMEOUT):
         client.send(data)
@@ -221,8 +231,28 @@ def run_checks(client, dat, failures):
             return "Unsupported is %r, expected ['foo']" % h.get("unsupported")
         return None
 
-    expect("OPTIONS", request("OPTIONS", transport=tp, via_params=";rport"),
-           200, options_ok)
+    expect("OPTIONS", request("OPTIONS", transport=tp), 200, options_ok)
+    if tp == "UDP":
+        # without rport, §18.2.2: received address, sent-by port. Here the
+        # sent-by port is a second socket of ours.
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.1", 0))
+        other.settimeout(TIMEOUT)
+        sent_by = other.getsockname()[1]
+        client.send(request("OPTIONS", transport=tp, via_params="").replace(
+            b"127.0.0.1:5999", b"127.0.0.1:%d" % sent_by))
+        try:
+            reply, _ = other.recvfrom(65535)
+            code = parse_response(reply)[0]
+            if code != 200:
+                failures.append("%sOPTIONS to sent-by: got %d" % (tag, code))
+            else:
+                print("ok   %s%-34s 200 at the sent-by port" % (tag, "OPTIONS, no rport"))
+        except socket.timeout:
+            failures.append("%sOPTIONS without rport: nothing at the "
+                            "sent-by port" % tag)
+        finally:
+            other.close()
     expect("OPTIONS with Require: foo",
            request("OPTIONS", "Require: foo\r\n", transport=tp), 420,
            unsupported_foo)
