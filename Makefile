@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test unit asan fuzz lint format format-check tidy cppcheck bench clean
+.PHONY: all deps build run test unit asan fuzz lint format format-check tidy cppcheck bench bench-soak clean
 
 all: build
 
@@ -58,8 +58,19 @@ cppcheck: deps
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --inline-suppr --suppress=missingIncludeSystem -I src src
 
+# Timed, on loopback; figures and commands in docs/PERFORMANCE.md.
+BENCH_SECONDS ?= 10
+SOAK_COUNT ?= 100000
 bench: build
 	./$(BUILD)/parse_bench
+	@if [ -x ./$(BUILD)/location_bench ]; then ./$(BUILD)/location_bench; fi
+	./bench/transport_bench.py --build $(BUILD) --seconds $(BENCH_SECONDS) \
+	  --soak-count $(SOAK_COUNT)
+
+# The TLS churn soak alone: SOAK_COUNT connections, 1 in 10 reset mid-handshake.
+bench-soak: build
+	./bench/transport_bench.py --build $(BUILD) --only soak --soak-count $(SOAK_COUNT) \
+	  --json bench/results/transport_soak.json
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
