@@ -93,8 +93,6 @@ void sip_wr_headerf(struct sip_writer *w, const char *name, const char *fmt,
 	put_c(w, ": ");
 	room = w->overflow ? 0 : w->cap - w->len;
 	va_start(ap, fmt);
-	/* clang-analyzer 14 does not see the va_start just above */
-	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
 	n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= room)
