@@ -133,6 +133,16 @@ struct sip_userdb_user {
  *         this code), -EIO (not a database, other SQLite errors), -ENOMEM.
  */
 int sip_userdb_open(const char *path, struct sip_userdb **out);
+/**
+ * The path of the sipd database into @p buf: @p given when non-empty,
+ * else $SIPD_DB, else $XDG_DATA_HOME/sipd/sipd.db, else
+ * ~/.local/share/sipd/sipd.db. For the two defaults the directory is
+ * created (mode 0700).
+ * @return 0, -ENAMETOOLONG, -ENOENT (no $HOME to default to), or the
+ *         errno of a directory that cannot be created.
+ */
+int sip_db_path(const char *given, char *buf, size_t cap);
+
 /** Close the store. NULL is a no-op. */
 void sip_userdb_close(struct sip_userdb *db);
 

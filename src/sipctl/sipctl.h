@@ -28,6 +28,13 @@ struct sipctl_opts {
 	const char *db; /**< --db PATH, or NULL for the default */
 };
 
+/**
+ * The sipd database path (sip_db_path(): --db, $SIPD_DB or the XDG data
+ * directory) into @p buf, printing why there is none.
+ * @return 0 or a negative errno.
+ */
+int sipctl_db_path(const char *given, char *buf, size_t cap);
+
 /** `sipctl parse [--stream] FILE|-` */
 int sipctl_parse(int argc, char **argv);
 

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,56 +61,14 @@ static int parse_args(const struct sipctl_opts *opts, int argc, char **argv,
 	return 0;
 }
 
-/* mkdir -p for the directories of a default database path. */
-static int make_dirs(char *path)
+int sipctl_db_path(const char *given, char *buf, size_t cap)
 {
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			int e = -errno;
+	int n = sip_db_path(given, buf, cap);
 
-			*p = '/';
-			return e;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
-/* The database path: --db, $SIPD_DB, $XDG_DATA_HOME/sipd/sipd.db or
- * ~/.local/share/sipd/sipd.db (whose directory is created). */
-static int db_path(const char *given, char *buf, size_t cap)
-{
-	const char *env = getenv("SIPD_DB"), *base;
-	int n;
-
-	if (given && *given) {
-		n = snprintf(buf, cap, "%s", given);
-		return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-	}
-	if (env && *env) {
-		n = snprintf(buf, cap, "%s", env);
-		return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-	}
-	base = getenv("XDG_DATA_HOME");
-	if (base && base[0] == '/') {
-		n = snprintf(buf, cap, "%s/sipd/sipd.db", base);
-	} else {
-		base = getenv("HOME");
-		if (!base || !*base) {
-			fputs("sipctl: no database: give --db PATH or set "
-			      "SIPD_DB\n",
-			      stderr);
-			return -ENOENT;
-		}
-		n = snprintf(buf, cap, "%s/.local/share/sipd/sipd.db", base);
-	}
-	if (n < 0 || (size_t)n >= cap)
-		return -ENAMETOOLONG;
-	n = make_dirs(buf);
-	if (n < 0)
+	if (n == -ENOENT)
+		fputs("sipctl: no database: give --db PATH or set SIPD_DB\n",
+		      stderr);
+	else if (n < 0 && n != -ENAMETOOLONG)
 		fprintf(stderr,
 			"sipctl: cannot create the directory of %s: %s\n", buf,
 			strerror(-n));
@@ -122,7 +79,7 @@ static struct sip_userdb *db_open(const char *given)
 {
 	struct sip_userdb *db;
 	char path[PATH_MAX];
-	int rc = db_path(given, path, sizeof(path));
+	int rc = sipctl_db_path(given, path, sizeof(path));
 
 	if (rc < 0) {
 		if (rc == -ENAMETOOLONG)

@@ -6,7 +6,9 @@
  * sip_msg_check() (400, 505), the UAS verdict (416, 420, 405, 501, ...),
  * then the method: OPTIONS is answered 200 with Allow, Accept and
  * Supported; INVITE, BYE and CANCEL go to the UAS core in UAS mode (else
- * 501, and 481 for CANCEL); everything else 501. ACK is never answered.
+ * 501, and 481 for CANCEL); REGISTER goes to the registrar when there is
+ * one, right after sip_msg_check(); everything else 501. ACK is never
+ * answered.
  */
 #include "sipd/handler.h"
 
@@ -17,13 +19,16 @@
 
 #define SIPD_ALLOW "OPTIONS"
 #define SIPD_ALLOW_UAS "INVITE, ACK, BYE, CANCEL, OPTIONS"
+#define SIPD_ALLOW_REG "OPTIONS, REGISTER"
+#define SIPD_ALLOW_UAS_REG "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
 #define SIPD_ACCEPT "application/sdp"
 #define SIPD_SERVER "sipd"
 
-void sipd_handler_init(struct sipd_handler *h, bool uas)
+void sipd_handler_init(struct sipd_handler *h, bool uas, bool registrar)
 {
 	memset(h, 0, sizeof(*h));
 	h->uas = uas;
+	h->registrar = registrar;
 	sip_limits_default(&h->limits);
 	if (h->limits.max_msg_size > SIPD_MAX_DATAGRAM)
 		h->limits.max_msg_size = SIPD_MAX_DATAGRAM;
@@ -170,6 +175,8 @@ static int answer_verdict(struct sipd_handler *h, struct sip_writer *w,
 
 const char *sipd_allow(const struct sipd_handler *h)
 {
+	if (h->registrar)
+		return h->uas ? SIPD_ALLOW_UAS_REG : SIPD_ALLOW_REG;
 	return h->uas ? SIPD_ALLOW_UAS : SIPD_ALLOW;
 }
 
@@ -237,6 +244,9 @@ int sipd_handle_request(struct sipd_handler *h, const struct sip_via_rcvd *rcvd,
 		      o);
 		return finish(&w, o);
 	}
+	/* the registrar applies its own verdicts (§10.3 steps 1 and 2) */
+	if (h->registrar && msg->method_id == SIP_METHOD_REGISTER)
+		return SIPD_REGISTER;
 	memset(&err, 0, sizeof(err));
 	status = sip_request_verdict(msg, SIP_ROLE_UAS, caps, &err);
 	if (status > 0)

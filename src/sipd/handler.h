@@ -27,10 +27,11 @@ struct sipd_outcome {
 struct sipd_handler {
 	struct sip_limits limits;
 	struct sip_msg msg;
-	bool uas; /**< serve INVITE/BYE/CANCEL statefully (minimal UAS) */
+	bool uas;	/**< serve INVITE/BYE/CANCEL statefully (minimal UAS) */
+	bool registrar; /**< REGISTER goes to the registrar          */
 };
 
-void sipd_handler_init(struct sipd_handler *h, bool uas);
+void sipd_handler_init(struct sipd_handler *h, bool uas, bool registrar);
 
 /** What sipd_handle() decided. */
 enum sipd_action {
@@ -38,6 +39,8 @@ enum sipd_action {
 	SIPD_SEND = 1, /**< send o->len bytes of @p out to the source      */
 	SIPD_UAS = 2,  /**< h->msg is a valid request for the UAS core      */
 	SIPD_TXN = 3,  /**< h->msg parsed: let the transaction layer try it */
+	SIPD_REGISTER =
+		4, /**< h->msg is a checked REGISTER for the registrar */
 };
 
 /**
@@ -54,7 +57,8 @@ int sipd_handle(struct sipd_handler *h, const char *buf, size_t len,
 		struct sipd_outcome *o);
 
 /** Stateless part for a request the transaction layer did not take:
- * answers it (SIPD_SEND), or hands it to the UAS (SIPD_UAS). */
+ * answers it (SIPD_SEND), or hands it to the UAS (SIPD_UAS) or the
+ * registrar (SIPD_REGISTER). */
 int sipd_handle_request(struct sipd_handler *h, const struct sip_via_rcvd *rcvd,
 			char *out, size_t cap, struct sipd_outcome *o);
 

@@ -11,10 +11,12 @@
  * what cannot be parsed) → the transaction table (retransmissions, ACK,
  * CANCEL matching) → sipd_handle_request() (checks, verdicts, OPTIONS) →
  * for INVITE/BYE/CANCEL in UAS mode, a server transaction and the UAS core
- * below.
+ * below; for REGISTER, a non-INVITE server transaction (retransmissions
+ * are absorbed by it) and registrar_handle(), which writes the answer.
  */
 #include "sipd/worker.h"
 
+#include "registrar/registrar.h"
 #include "sipd/handler.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 /* Where the responses of a server transaction go; listed on the worker so
@@ -59,6 +62,8 @@ struct sipd_worker {
 	const struct sip_tp_rx *rx;
 	const struct sip_via_rcvd *rcvd;
 	struct sockaddr_storage reply_addr; /* §18.2.2 response address */
+	unsigned reg_status; /* the registrar's answer, for the log */
+	const char *reg_note;
 	char out[SIPD_MAX_RESPONSE];
 };
 
@@ -216,6 +221,48 @@ static void uas_respond(struct sipd_worker *w, struct sip_txn *txn,
 			status);
 }
 
+/* A REGISTER on its server transaction: the registrar writes the answer. */
+static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
+			      const struct sip_msg *req)
+{
+	const struct sip_tp_rx *rx = w->rx;
+	char src[SIP_TP_URI_MAX], tag[32];
+	const char *hostport;
+	struct registrar_ctx ctx = {
+		.now = (int64_t)time(NULL),
+		.now_ms = uv_now(&w->loop),
+		.transport = rx->transport,
+		.addr = rx->src,
+		.conn_id = rx->conn,
+		.auth = w->cfg->auth,
+		.to_tag = sipd_to_tag(req, tag, sizeof(tag)),
+		.rcvd = w->rcvd,
+	};
+	struct registrar_result res;
+	struct sip_writer wr;
+	int r;
+
+	/* "udp:192.0.2.1:5060" → "192.0.2.1:5060" */
+	if (sip_tp_uri_format(rx->transport, rx->src, src, sizeof(src)) < 0)
+		src[0] = '\0';
+	hostport = strchr(src, ':');
+	ctx.source = hostport ? hostport + 1 : src;
+	sip_wr_init(&wr, w->out, sizeof(w->out));
+	r = registrar_handle(w->cfg->registrar, req, &ctx, &wr, &res);
+	w->reg_status = res.status;
+	w->reg_note = res.note;
+	if (r < 0) {
+		fprintf(stderr, "sipd[%u]: registrar: %s\n", w->index,
+			strerror(-r));
+		return;
+	}
+	if (res.status == 0)
+		return;
+	if (sip_txn_respond(txn, w->out, res.len, uv_now(&w->loop)) < 0)
+		fprintf(stderr, "sipd[%u]: cannot answer %u\n", w->index,
+			res.status);
+}
+
 /* The request callback: the minimal UAS answers INVITE at once (180, then
  * 200 with an SDP answer), BYE with 200, CANCEL with 200 (481 without an
  * INVITE to cancel). The 2xx is not retransmitted: no dialog state is
@@ -242,6 +289,9 @@ static void txn_request(struct sip_txn *txn, const struct sip_msg *msg,
 		break;
 	case SIP_METHOD_BYE:
 		uas_respond(w, txn, msg, 200, false, NULL, SIP_STR_NULL);
+		break;
+	case SIP_METHOD_REGISTER:
+		registrar_respond(w, txn, msg);
 		break;
 	default:
 		/* ACK for a 2xx in Accepted, and anything else: nothing */
@@ -375,10 +425,19 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 						     sizeof(w->out), &o);
 		}
 	}
-	if (action == SIPD_SEND)
+	if (action == SIPD_SEND) {
 		send_reply(w, rx, w->out, o.len);
-	else if (action == SIPD_UAS)
+	} else if (action == SIPD_UAS) {
 		start_uas(w, rx, &o);
+	} else if (action == SIPD_REGISTER) {
+		w->reg_status = 0;
+		w->reg_note = NULL;
+		start_uas(w, rx, &o);
+		o.status = w->reg_status;
+		o.reason = sip_reason_phrase(w->reg_status);
+		if (w->reg_note)
+			o.note = w->reg_note;
+	}
 	log_line(w, rx, &o);
 	arm_timer(w);
 	w->rx = NULL;
@@ -503,7 +562,7 @@ int sipd_worker_start(const struct sipd_config *cfg, unsigned index,
 	w->index = index;
 	w->bound = bound;
 	w->peers.next = w->peers.prev = &w->peers;
-	sipd_handler_init(&w->handler, cfg->uas);
+	sipd_handler_init(&w->handler, cfg->uas, cfg->registrar != NULL);
 	r = uv_loop_init(&w->loop);
 	if (r < 0) {
 		free(w);

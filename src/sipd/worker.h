@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+struct registrar;
+
 #define SIPD_MAX_LISTEN 16
 
 /** What every worker is started with. */
@@ -21,6 +23,10 @@ struct sipd_config {
 	const char *tls_key;
 	const char *tls_ca;
 	unsigned drop_every; /**< UDP test hook: drop every Nth datagram */
+	/** REGISTER handling shared by every worker (thread-safe); NULL:
+	 * REGISTER is answered 501 */
+	struct registrar *registrar;
+	bool auth; /**< digest authentication of REGISTER          */
 };
 
 struct sipd_worker;
