@@ -350,75 +350,12 @@ const char *sip_digest_result_name(enum sip_digest_result r)
 /* Nonces and challenges                                                    */
 /* ------------------------------------------------------------------------ */
 
-static const char b64url[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* base64url without padding; @p out holds 4 * ceil(n / 3) + 1 bytes. */
-static size_t b64url_encode(const uint8_t *in, size_t n, char *out)
-{
-	size_t o = 0, i;
-	uint32_t v;
-
-	for (i = 0; i + 3 <= n; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-		    in[i + 2];
-		out[o++] = b64url[v >> 18];
-		out[o++] = b64url[(v >> 12) & 63];
-		out[o++] = b64url[(v >> 6) & 63];
-		out[o++] = b64url[v & 63];
-	}
-	if (n - i == 1) {
-		v = (uint32_t)in[i] << 16;
-		out[o++] = b64url[v >> 18];
-		out[o++] = b64url[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = b64url[v >> 18];
-		out[o++] = b64url[(v >> 12) & 63];
-		out[o++] = b64url[(v >> 6) & 63];
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 /* Decode exactly a nonce's text. @return 0 or -EINVAL. */
 static int nonce_decode(sip_str text, uint8_t raw[NONCE_RAW_LEN])
 {
-	uint32_t v = 0;
-	size_t o = 0;
-	int bits = 0;
-
-	if (text.len != NONCE_TEXT_LEN)
-		return -EINVAL;
-	for (size_t i = 0; i < text.len; i++) {
-		int x = b64url_value(text.p[i]);
-
-		if (x < 0)
-			return -EINVAL;
-		v = (v << 6) | (uint32_t)x;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			raw[o++] = (uint8_t)(v >> bits);
-		}
-	}
-	/* 43 * 6 = 258 bits: 32 bytes and 2 bits that must be zero. */
-	if (o != NONCE_RAW_LEN || (v & ((1u << bits) - 1)) != 0)
+	if (text.len != NONCE_TEXT_LEN ||
+	    sip_base64_decode(text, raw, NONCE_RAW_LEN, SIP_BASE64_URL) !=
+		    NONCE_RAW_LEN)
 		return -EINVAL;
 	return 0;
 }
@@ -453,7 +390,7 @@ int sip_digest_nonce(struct sip_digest *d, sip_str realm, char *nonce,
 	nonce_mac(d, raw, realm, full);
 	memcpy(raw + NONCE_TS_LEN + NONCE_SALT_LEN, full, NONCE_MAC_LEN);
 	count(&d->challenges);
-	return (int)b64url_encode(raw, sizeof(raw), nonce);
+	return (int)sip_base64_encode(raw, sizeof(raw), nonce, SIP_BASE64_URL);
 }
 
 static void opaque_text(const struct sip_digest *d, sip_str realm,
@@ -462,7 +399,7 @@ static void opaque_text(const struct sip_digest *d, sip_str realm,
 	uint8_t full[32];
 
 	mac(d, "opaque", 6, realm, full);
-	b64url_encode(full, OPAQUE_RAW_LEN, out);
+	sip_base64_encode(full, OPAQUE_RAW_LEN, out, SIP_BASE64_URL);
 }
 
 static bool realm_ok(sip_str realm)

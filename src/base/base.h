@@ -79,4 +79,22 @@ static inline bool sip_is_token_char(char c)
 	return sip_char_class[(unsigned char)c] & SIP_CC_TOKEN;
 }
 
+/** Base64 alphabets (RFC 4648): §4 with '=' padding, §5 without. */
+enum sip_base64 {
+	SIP_BASE64_STD = 0,
+	SIP_BASE64_URL = 1,
+};
+
+/** Length of the text for @p n bytes (without the NUL). */
+size_t sip_base64_len(size_t n, enum sip_base64 kind);
+/** Encode; @p out holds sip_base64_len() + 1 bytes (NUL-terminated).
+ * @return the text length. */
+size_t sip_base64_encode(const uint8_t *in, size_t len, char *out,
+			 enum sip_base64 kind);
+/** Decode canonical text only (STD: padding required; URL: none; the
+ * unused bits zero; no whitespace).
+ * @return bytes written, -EINVAL (not canonical), -ENOSPC. */
+int sip_base64_decode(sip_str in, uint8_t *out, size_t cap,
+		      enum sip_base64 kind);
+
 #endif /* SIPD_BASE_H */

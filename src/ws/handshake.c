@@ -236,7 +236,8 @@ int ws_server_handshake(struct ws_handshake *h, const char *buf, size_t len)
 	if (f.n_version != 1 || !sip_str_eq(f.version, SIP_STR_LIT("13")))
 		return reject(h, 426, "Sec-WebSocket-Version 13 required");
 	if (f.n_key != 1 || f.key.len != WS_KEY_LEN ||
-	    ws_base64_decode(f.key, nonce, sizeof(nonce)) != WS_NONCE_LEN)
+	    sip_base64_decode(f.key, nonce, sizeof(nonce), SIP_BASE64_STD) !=
+		    WS_NONCE_LEN)
 		return reject(h, 400, "Invalid Sec-WebSocket-Key");
 	if (!f.proto_sip)
 		return reject(h, 400, "Sec-WebSocket-Protocol sip required");
@@ -331,7 +332,7 @@ int ws_client_request(struct ws_handshake *h, const uint8_t nonce[WS_NONCE_LEN],
 	if (!h || !nonce || !out || !safe_text(host) || !safe_text(target) ||
 	    (origin && !safe_text(origin)))
 		return -EINVAL;
-	ws_base64_encode(nonce, WS_NONCE_LEN, h->key);
+	sip_base64_encode(nonce, WS_NONCE_LEN, h->key, SIP_BASE64_STD);
 	if (ws_accept_key(sip_str_c(h->key), h->accept) != 0)
 		return -EIO;
 	n = snprintf(out, cap,

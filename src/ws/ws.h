@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 /* ------------------------------------------------------------------------ */
-/* Base64 and the accept key                                                */
+/* The accept key (base64: sip_base64_*() in base.h) */
 /* ------------------------------------------------------------------------ */
 
 /** Length of the base64 text of @p n bytes (with padding, without NUL). */
@@ -40,21 +40,6 @@
 #define WS_KEY_LEN WS_BASE64_LEN(WS_NONCE_LEN)
 /** Length of a Sec-WebSocket-Accept: base64 of a SHA-1 digest. */
 #define WS_ACCEPT_LEN WS_BASE64_LEN(20)
-
-/**
- * Base64 (RFC 4648 §4, with padding) of @p len bytes into @p out, which
- * must hold WS_BASE64_LEN(len) + 1 bytes; the text is NUL-terminated.
- * @return the text length.
- */
-size_t ws_base64_encode(const uint8_t *in, size_t len, char *out);
-
-/**
- * Decode canonical base64 text (padding required, no whitespace, unused
- * bits zero).
- * @return the number of bytes written, -EINVAL for text that is not
- *         canonical base64, -ENOSPC when @p cap is too small.
- */
-int ws_base64_decode(sip_str in, uint8_t *out, size_t cap);
 
 /**
  * Sec-WebSocket-Accept for @p key: base64(SHA-1(key + the RFC 6455 GUID)),

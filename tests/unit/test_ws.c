@@ -39,26 +39,67 @@ static void test_base64_vectors(void **state)
 	uint8_t dec[16];
 
 	for (size_t n = 0; n <= 6; n++) {
-		size_t l = ws_base64_encode((const uint8_t *)plain, n, out);
+		size_t l = sip_base64_encode((const uint8_t *)plain, n, out,
+					     SIP_BASE64_STD);
 		assert_int_equal(l, WS_BASE64_LEN(n));
 		assert_string_equal(out, enc[n]);
-		assert_int_equal(
-			ws_base64_decode(sip_str_c(enc[n]), dec, sizeof(dec)),
-			(int)n);
+		assert_int_equal(sip_base64_decode(sip_str_c(enc[n]), dec,
+						   sizeof(dec), SIP_BASE64_STD),
+				 (int)n);
 		assert_memory_equal(dec, plain, n);
 	}
-	assert_int_equal(ws_base64_decode(S("Zm9"), dec, sizeof(dec)), -EINVAL);
-	assert_int_equal(ws_base64_decode(S("Zm=v"), dec, sizeof(dec)),
+	assert_int_equal(
+		sip_base64_decode(S("Zm9"), dec, sizeof(dec), SIP_BASE64_STD),
+		-EINVAL);
+	assert_int_equal(
+		sip_base64_decode(S("Zm=v"), dec, sizeof(dec), SIP_BASE64_STD),
+		-EINVAL);
+	assert_int_equal(sip_base64_decode(S("Zg==Zg=="), dec, sizeof(dec),
+					   SIP_BASE64_STD),
 			 -EINVAL);
-	assert_int_equal(ws_base64_decode(S("Zg==Zg=="), dec, sizeof(dec)),
+	assert_int_equal(
+		sip_base64_decode(S("Zh=="), dec, sizeof(dec), SIP_BASE64_STD),
+		-EINVAL); /* non-zero pad bits */
+	assert_int_equal(sip_base64_decode(S("Zm9v YmFy"), dec, sizeof(dec),
+					   SIP_BASE64_STD),
 			 -EINVAL);
-	assert_int_equal(ws_base64_decode(S("Zh=="), dec, sizeof(dec)),
-			 -EINVAL); /* non-zero pad bits */
-	assert_int_equal(ws_base64_decode(S("Zm9v YmFy"), dec, sizeof(dec)),
-			 -EINVAL);
-	assert_int_equal(ws_base64_decode(S("Zm9vYmFy"), dec, 5), -ENOSPC);
-	assert_int_equal(ws_base64_decode(S("+/+/"), dec, sizeof(dec)), 3);
+	assert_int_equal(
+		sip_base64_decode(S("Zm9vYmFy"), dec, 5, SIP_BASE64_STD),
+		-ENOSPC);
+	assert_int_equal(
+		sip_base64_decode(S("+/+/"), dec, sizeof(dec), SIP_BASE64_STD),
+		3);
 	assert_int_equal(dec[0], 0xfb);
+
+	/* base64url (RFC 4648 §5), unpadded */
+	static const char *const url[] = {
+		"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+	for (size_t n = 0; n <= 6; n++) {
+		size_t l = sip_base64_encode((const uint8_t *)plain, n, out,
+					     SIP_BASE64_URL);
+		assert_int_equal(l, sip_base64_len(n, SIP_BASE64_URL));
+		assert_string_equal(out, url[n]);
+		assert_int_equal(sip_base64_decode(sip_str_c(url[n]), dec,
+						   sizeof(dec), SIP_BASE64_URL),
+				 (int)n);
+		assert_memory_equal(dec, plain, n);
+	}
+	assert_int_equal(
+		sip_base64_decode(S("-_-_"), dec, sizeof(dec), SIP_BASE64_URL),
+		3);
+	assert_int_equal(dec[0], 0xfb);
+	assert_int_equal(
+		sip_base64_decode(S("+/+/"), dec, sizeof(dec), SIP_BASE64_URL),
+		-EINVAL);
+	assert_int_equal(
+		sip_base64_decode(S("Zg=="), dec, sizeof(dec), SIP_BASE64_URL),
+		-EINVAL);
+	assert_int_equal(
+		sip_base64_decode(S("Zm9vY"), dec, sizeof(dec), SIP_BASE64_URL),
+		-EINVAL);
+	assert_int_equal(
+		sip_base64_decode(S("Zh"), dec, sizeof(dec), SIP_BASE64_URL),
+		-EINVAL); /* non-zero leftover bits */
 }
 
 static void test_accept_key_rfc6455(void **state)
