@@ -30,6 +30,11 @@ static const struct command commands[] = {
 	{"domain", sipctl_domain, "add|del DOMAIN",
 	 "add or remove a served domain (the digest realm)"},
 	{"domain", sipctl_domain, "list", "list the served domains"},
+	{"reg", sipctl_reg, "list [AOR]",
+	 "list the registrar's bindings: AOR, contact, seconds left, q, "
+	 "instance, flow"},
+	{"reg", sipctl_reg, "del AOR [CONTACT]",
+	 "remove one binding of AOR, or all of them"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -45,8 +50,8 @@ static void usage(FILE *out)
 			commands[i].args, commands[i].help);
 	fputs("  help\n      show this text\n"
 	      "\n"
-	      "--db PATH is the sipd database the user and domain commands "
-	      "work on\n"
+	      "--db PATH is the sipd database the user, domain and reg "
+	      "commands work on\n"
 	      "(created when missing). Without it: $SIPD_DB, else\n"
 	      "$XDG_DATA_HOME/sipd/sipd.db, else ~/.local/share/sipd/sipd.db "
 	      "(the\n"
@@ -55,6 +60,15 @@ static void usage(FILE *out)
 	      "SHA-256 digest hashes (HA1). A --password on the command line "
 	      "is visible\n"
 	      "to other local users; the password on stdin is not.\n"
+	      "\n"
+	      "reg reads and writes the database file directly, not a running "
+	      "sipd:\n"
+	      "it lists the bindings sipd has committed, and a binding removed "
+	      "with\n"
+	      "reg del stays in a running sipd's memory until it expires or "
+	      "sipd\n"
+	      "restarts (an admin socket to the running server is not "
+	      "implemented).\n"
 	      "\n"
 	      "exit status: 0 success, 1 negative result (e.g. the message "
 	      "does not parse,\n"

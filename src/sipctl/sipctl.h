@@ -44,6 +44,10 @@ int sipctl_user(const struct sipctl_opts *opts, int argc, char **argv);
 /** `sipctl domain add|del|list ...` on the user store. */
 int sipctl_domain(const struct sipctl_opts *opts, int argc, char **argv);
 
+/** `sipctl reg list [AOR]` and `sipctl reg del AOR [CONTACT]` on the
+ * location store of the sipd database. */
+int sipctl_reg(const struct sipctl_opts *opts, int argc, char **argv);
+
 /**
  * Read all of @p path ("-" for stdin), binary safe, at most @p max bytes.
  * On success *buf is malloc'ed (never NULL, free it) and *len set.
