@@ -20,6 +20,7 @@ struct registrar {
 	uint32_t default_expires;
 	uint32_t min_expires;
 	uint32_t max_expires;
+	bool durable;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -56,6 +57,7 @@ int registrar_create(const struct registrar_config *cfg, struct registrar **out)
 					    : REGISTRAR_DEFAULT_MIN_EXPIRES;
 	reg->max_expires = cfg->max_expires ? cfg->max_expires
 					    : REGISTRAR_DEFAULT_MAX_EXPIRES;
+	reg->durable = cfg->durable;
 	if (reg->min_expires > reg->max_expires) {
 		free(reg);
 		return -EINVAL;
@@ -742,6 +744,9 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 	}
 
 	r = apply(reg, rq, ctx);
+	if (r == 0 && reg->durable && (rq->star || rq->n) &&
+	    loc_store_flush(reg->store) < 0)
+		r = -EIO;
 	switch (r) {
 	case 0:
 		r = answer_ok(reg, m, ctx, rq, w, res);
@@ -759,6 +764,7 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		break;
 	default:
 		res->note = r == -EAGAIN ? "location store busy"
+			    : r == -EIO	 ? "location store commit failed"
 					 : "location store failed";
 		begin(w, m, ctx, 500, NULL, res);
 		sip_wr_header(w, "Retry-After", SIP_STR_LIT("1"));

@@ -35,6 +35,7 @@
  *     are all made or none: a failure halfway puts the bindings back as
  *     they were, and a full persistence queue is answered 500 with
  *     Retry-After;
+ *     with `durable`, the answer waits until the change is committed;
  *  7. 200 OK listing every current binding of the AOR as a Contact with
  *     its remaining `expires` (and q, +sip.instance, reg-id), a Date
  *     header, and the Path echoed when the client supports path.
@@ -77,6 +78,12 @@ struct registrar_config {
 	uint32_t default_expires; /**< no expiry given (3600)             */
 	uint32_t min_expires;	  /**< shortest accepted (60)             */
 	uint32_t max_expires;	  /**< longer ones are lowered to it (7200) */
+	/** Answer a changing REGISTER only once the store has committed it
+	 * (loc_store_flush(): the calling thread waits for the writer's
+	 * next transaction, shared with every other waiting thread), so
+	 * that a binding acknowledged with 200 survives the process being
+	 * killed. A failed commit is answered 500 with Retry-After. */
+	bool durable;
 };
 
 /** Where and when one request arrived. */

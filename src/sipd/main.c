@@ -271,6 +271,7 @@ static int open_services(struct sipd_main *m, struct sipd_opts *opt,
 	rc.userdb = m->userdb;
 	rc.digest = m->digest;
 	rc.limit = m->limit;
+	rc.durable = true;
 	opt->domains[opt->ndomains] = NULL;
 	rc.domains = opt->domains;
 	r = registrar_create(&rc, &m->registrar);

@@ -409,6 +409,7 @@ static int setup_custom(void **state)
 	rc.default_expires = 900;
 	rc.min_expires = 30;
 	rc.max_expires = 1000;
+	rc.durable = true;
 	return setup_cfg(state, &rc);
 }
 

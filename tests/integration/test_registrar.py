@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""The registrar of sipd end to end, over UDP on loopback.
+
+usage: test_registrar.py SIPD SIPCTL [SIPBENCH]
+
+A temporary database with two users; sipd with digest authentication:
+401 with SHA-256 and MD5 challenges, the answer computed here with
+hashlib, 200 listing the bindings, refresh, two contacts, Contact: *,
+423, a foreign domain, wrong password / unknown user / user mismatch.
+Then persistence: 1,000 bindings registered (auth off), sipd killed with
+SIGKILL and restarted on the same file, every binding still there with
+its remaining expiry (sipctl reg list and REGISTER queries). Last,
+sipbench register against it: no failure.
+"""
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+DOMAIN = "example.com"
+SIPD, SIPCTL = sys.argv[1], sys.argv[2]
+SIPBENCH = sys.argv[3] if len(sys.argv) > 3 else None
+
+
+class Sipd:
+    def __init__(self, db, auth, workers=2):
+        self.proc = subprocess.Popen(
+            [SIPD, "--db", db, "--auth", auth, "--domain", DOMAIN,
+             "-l", "udp:127.0.0.1:0", "-l", "tcp:127.0.0.1:0",
+             "-w", str(workers)],
+            stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.udp = None
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(r"listening on udp:127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.udp = int(m.group(1))
+            if "bindings loaded" in line:
+                break
+        assert self.udp, "sipd did not start: " + "".join(self.lines)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=10)
+
+
+class Client:
+    def __init__(self, port):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        self.lport = self.sock.getsockname()[1]
+        self.n = 0
+
+    def register(self, user, domain=DOMAIN, call_id="c1", cseq=1,
+                 headers=(), to_user=None):
+        self.n += 1
+        to = "sip:%s@%s" % (to_user or user, domain)
+        msg = ("REGISTER sip:%s SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%d-%d;rport\r\n"
+               "Max-Forwards: 70\r\n"
+               "From: <%s>;tag=t%d\r\n"
+               "To: <%s>\r\n"
+               "Call-ID: %s\r\n"
+               "CSeq: %d REGISTER\r\n"
+               "%s"
+               "Content-Length: 0\r\n\r\n") % (
+                   domain, self.lport, os.getpid(), self.n, to, self.n, to,
+                   call_id, cseq, "".join(h + "\r\n" for h in headers))
+        for _ in range(6):
+            self.sock.sendto(msg.encode(), ("127.0.0.1", self.port))
+            try:
+                while True:
+                    data = self.sock.recv(65535).decode()
+                    if ("z9hG4bK-%d-%d;" % (os.getpid(), self.n)) in data:
+                        return parse(data)
+            except socket.timeout:
+                continue
+        raise AssertionError("no answer to REGISTER")
+
+
+def parse(data):
+    head = data.split("\r\n\r\n", 1)[0].split("\r\n")
+    status = int(head[0].split()[1])
+    hdrs = []
+    for line in head[1:]:
+        name, value = line.split(":", 1)
+        hdrs.append((name.strip().lower(), value.strip()))
+    return status, hdrs
+
+
+def values(hdrs, name):
+    return [v for n, v in hdrs if n == name]
+
+
+def contacts(hdrs):
+    out = {}
+    for v in values(hdrs, "contact"):
+        m = re.match(r"<([^>]*)>(.*)", v)
+        exp = re.search(r";expires=(\d+)", m.group(2))
+        out[m.group(1)] = int(exp.group(1))
+    return out
+
+
+def challenge_params(value):
+    assert value.startswith("Digest "), value
+    return dict((k, v.strip('"')) for k, v in
+                re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', value))
+
+
+def authorization(ch, user, password, nc=1, uri="sip:" + DOMAIN):
+    alg = ch["algorithm"]
+    h = hashlib.sha256 if alg == "SHA-256" else hashlib.md5
+
+    def hx(s):
+        return h(s.encode()).hexdigest()
+    ha1 = hx("%s:%s:%s" % (user, ch["realm"], password))
+    ha2 = hx("REGISTER:%s" % uri)
+    ncs = "%08x" % nc
+    resp = hx("%s:%s:%s:%s:auth:%s" % (ha1, ch["nonce"], ncs, "abcd", ha2))
+    return ('Authorization: Digest username="%s", realm="%s", nonce="%s", '
+            'uri="%s", response="%s", algorithm=%s, qop=auth, nc=%s, '
+            'cnonce="abcd", opaque="%s"' % (
+                user, ch["realm"], ch["nonce"], uri, resp, alg, ncs,
+                ch["opaque"]))
+
+
+def sipctl(db, *args, stdin=None):
+    return subprocess.run([SIPCTL, "--db", db] + list(args), input=stdin,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok -", what)
+
+
+def auth_tests(db):
+    sipd = Sipd(db, "on")
+    c = Client(sipd.udp)
+    try:
+        st, h = c.register("alice", headers=["Contact: <sip:alice@127.0.0.1:5070>"])
+        chs = [challenge_params(v) for v in values(h, "www-authenticate")]
+        check(st == 401 and [x["algorithm"] for x in chs] == ["SHA-256", "MD5"],
+              "401 with SHA-256 then MD5 challenges")
+        check(all(x["realm"] == DOMAIN and x["qop"] == "auth" for x in chs),
+              "challenges for realm %s with qop=auth" % DOMAIN)
+
+        st, h = c.register("alice", cseq=2, headers=[
+            authorization(chs[0], "alice", "pw-alice"),
+            "Contact: <sip:alice@127.0.0.1:5070>", "Expires: 600"])
+        check(st == 200 and contacts(h) == {"sip:alice@127.0.0.1:5070": 600},
+              "SHA-256 answer: 200 listing the binding with expires=600")
+        check(values(h, "date"), "200 carries Date")
+
+        time.sleep(1.1)
+        st, h = c.register("alice", cseq=3, headers=[
+            authorization(chs[1], "alice", "pw-alice", nc=2),
+            "Contact: <sip:alice@127.0.0.1:5070>", "Expires: 900"])
+        check(st == 200 and contacts(h) == {"sip:alice@127.0.0.1:5070": 900},
+              "MD5 answer, refresh: expires=900")
+
+        st, h = c.register("alice", cseq=4, headers=[
+            authorization(chs[0], "alice", "pw-alice", nc=3),
+            "Contact: <sip:alice@127.0.0.1:5071>;expires=300;q=0.5"])
+        got = contacts(h)
+        check(st == 200 and len(got) == 2 and
+              got["sip:alice@127.0.0.1:5071"] == 300 and
+              abs(got["sip:alice@127.0.0.1:5070"] - 900) <= 2,
+              "two contacts listed with their remaining expiry")
+        check(any(";q=0.500" in v for v in values(h, "contact")),
+              "q-value kept")
+
+        st, h = c.register("alice", cseq=5, headers=[
+            authorization(chs[0], "alice", "pw-alice", nc=4),
+            "Contact: <sip:alice@127.0.0.1:5072>", "Expires: 10"])
+        check(st == 423 and values(h, "min-expires") == ["60"],
+              "Expires: 10 gets 423 with Min-Expires: 60")
+
+        st, h = c.register("alice", cseq=6, headers=[
+            authorization(chs[0], "alice", "pw-alice", nc=5),
+            "Contact: *", "Expires: 0"])
+        check(st == 200 and contacts(h) == {},
+              "Contact: * with Expires: 0 removes every binding")
+
+        st, h = c.register("alice", domain="foreign.test", headers=[
+            "Contact: <sip:alice@127.0.0.1:5070>"])
+        check(st == 403, "REGISTER for a domain not served: 403")
+
+        st, h = c.register("alice", cseq=7, headers=[
+            authorization(chs[0], "alice", "wrong"),
+            "Contact: <sip:alice@127.0.0.1:5070>"])
+        st2, h2 = c.register("nobody", call_id="c2", cseq=1, headers=[
+            authorization(chs[0], "nobody", "wrong"),
+            "Contact: <sip:nobody@127.0.0.1:5070>"])
+        shape = lambda hs: [(n, re.sub(r'nonce="[^"]*"', "", v))
+                            for n, v in hs if n == "www-authenticate"]
+        check(st == 401 and st2 == 401 and shape(h) == shape(h2),
+              "wrong password and unknown user: the same 401")
+
+        st, h = c.register("bob", call_id="c3", cseq=1,
+                           to_user="alice", headers=[
+                               authorization(chs[0], "bob", "pw-bob", nc=9),
+                               "Contact: <sip:bob@127.0.0.1:5070>"])
+        check(st == 403, "bob's credentials for alice's AOR: 403")
+    finally:
+        sipd.stop()
+    check(sipd.proc.returncode == 0, "sipd stops cleanly on SIGTERM")
+
+
+def persistence_tests(db, n=1000):
+    sipd = Sipd(db, "off", workers=4)
+    c = Client(sipd.udp)
+    t0 = time.time()
+    for i in range(n):
+        st, h = c.register("u%d" % i, call_id="p%d" % i, headers=[
+            "Contact: <sip:u%d@127.0.0.1:%d>" % (i, 10000 + i),
+            "Expires: %d" % (1000 + i)])
+        assert st == 200, st
+    check(True, "%d bindings registered with auth off" % n)
+    sipd.stop(signal.SIGKILL)
+    check(sipd.proc.returncode == -signal.SIGKILL, "sipd killed with SIGKILL")
+
+    sipd = Sipd(db, "off", workers=2)
+    try:
+        loaded = [l for l in sipd.lines if "bindings loaded" in l]
+        check(loaded and int(loaded[0].split()[1]) == n,
+              "restart loads %d bindings (%s)" % (n, loaded[0].strip() if loaded else "?"))
+        now = time.time()
+        seen = {}
+        for line in sipctl(db, "reg", "list").splitlines():
+            aor, contact, exp = line.split("\t")[:3]
+            seen[aor] = (contact, int(exp.split("=")[1]))
+        bad = [i for i in range(n)
+               if "sip:u%d@%s" % (i, DOMAIN) not in seen or
+               abs(seen["sip:u%d@%s" % (i, DOMAIN)][1] -
+                   (t0 + 1000 + i - now)) > 2 + (now - t0)]
+        check(len(seen) == n and not bad,
+              "sipctl reg list: all %d with their remaining expiry" % n)
+        c = Client(sipd.udp)
+        for i in (0, n // 2, n - 1):
+            st, h = c.register("u%d" % i, call_id="q%d" % i)
+            got = contacts(h)
+            want = 1000 + i - (time.time() - t0)
+            check(st == 200 and
+                  list(got) == ["sip:u%d@127.0.0.1:%d" % (i, 10000 + i)] and
+                  abs(list(got.values())[0] - want) <= 2 + (time.time() - t0) / 10,
+                  "REGISTER query for u%d returns its binding" % i)
+        if SIPBENCH:
+            out = os.path.join(os.path.dirname(db), "bench.json")
+            subprocess.run([SIPBENCH, "register", "--target",
+                            "127.0.0.1:%d" % sipd.udp, "--users", "1000",
+                            "--domain", DOMAIN, "--password", "x",
+                            "--inflight", "100", "--json", out, "--quiet"],
+                           check=True, capture_output=True, timeout=60)
+            res = json.load(open(out))
+            text = json.dumps(res)
+            failed = re.findall(r'"failed": (\d+)', text)
+            check(failed and all(f == "0" for f in failed),
+                  "sipbench register, 1000 users: no failure")
+    finally:
+        sipd.stop()
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "sipd.db")
+        sipctl(db, "domain", "add", DOMAIN)
+        sipctl(db, "user", "add", "alice@" + DOMAIN, "--password", "pw-alice")
+        sipctl(db, "user", "add", "bob@" + DOMAIN, "--password", "pw-bob")
+        auth_tests(db)
+        persistence_tests(db)
+    print("test_registrar: all passed")
+
+
+if __name__ == "__main__":
+    main()
