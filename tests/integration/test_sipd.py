@@ -10,16 +10,25 @@ RFC 4475 verdicts, OPTIONS, received/rport on the top Via, a whole call
 (INVITE, 180, 200, ACK, BYE, 200), retransmitted INVITE absorbed with the
 last response resent; then stops it with SIGTERM and expects a clean exit.
 """
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 TIMEOUT = 3.0
+
+# sipd keeps a database (users, bindings): give it a private one, never the
+# default under $HOME.
+_DB_DIR = tempfile.mkdtemp(prefix="sipd-test-")
+atexit.register(shutil.rmtree, _DB_DIR, True)
+os.environ["SIPD_DB"] = os.path.join(_DB_DIR, "sipd.db")
 
 
 def request(method, extra="", body=b"", cseq_method=None, call_id="c1",

@@ -11,13 +11,21 @@ lost INVITEs and BYEs were recovered by the client's timers and absorbed or
 answered by sipd's server transactions.
 """
 import json
+import atexit
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+
+# sipd keeps a database (users, bindings): give it a private one, never the
+# default under $HOME.
+_DB_DIR = tempfile.mkdtemp(prefix="sipd-test-")
+atexit.register(shutil.rmtree, _DB_DIR, True)
+os.environ["SIPD_DB"] = os.path.join(_DB_DIR, "sipd.db")
 
 
 def main(argv):

@@ -8,6 +8,7 @@ then runs SIPp's built-in UAC scenario (INVITE, 100/180/200, ACK, pause,
 BYE, 200) against it: 200 calls over UDP, 200 over TCP. SIPp exits 0 only
 when every call succeeded. sipd is stopped by its PID and must exit 0.
 """
+import atexit
 import os
 import re
 import shutil
@@ -18,6 +19,12 @@ import tempfile
 import threading
 
 CALLS = 200
+
+# sipd keeps a database (users, bindings): give it a private one, never the
+# default under $HOME.
+_DB_DIR = tempfile.mkdtemp(prefix="sipd-test-")
+atexit.register(shutil.rmtree, _DB_DIR, True)
+os.environ["SIPD_DB"] = os.path.join(_DB_DIR, "sipd.db")
 
 
 def start_sipd(path, workers):

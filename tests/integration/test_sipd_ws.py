@@ -13,6 +13,7 @@ call, a clean close; several connections), then stops SIPD by its PID with
 SIGTERM and expects a clean exit.
 """
 import fcntl
+import atexit
 import os
 import re
 import shutil
@@ -37,6 +38,12 @@ CN = sip.test
 basicConstraints = critical,CA:TRUE
 subjectAltName = DNS:sip.test,IP:127.0.0.1
 """
+
+# sipd keeps a database (users, bindings): give it a private one, never the
+# default under $HOME.
+_DB_DIR = tempfile.mkdtemp(prefix="sipd-test-")
+atexit.register(shutil.rmtree, _DB_DIR, True)
+os.environ["SIPD_DB"] = os.path.join(_DB_DIR, "sipd.db")
 
 
 def make_cert(tmp):
