@@ -5,6 +5,7 @@
 #include "registrar/registrar.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,79 +16,140 @@ struct registrar {
 	struct sip_userdb *userdb;
 	struct sip_digest *digest;
 	struct sip_authlimit *limit;
+	bool durable;
+	/* What registrar_reconfigure() changes while workers run: read under
+	 * the read lock (domains for each request, the expiry limits copied
+	 * into the request once), written under the write lock. */
+	pthread_rwlock_t lock;
 	char **domains;
 	size_t ndomains;
 	uint32_t default_expires;
 	uint32_t min_expires;
 	uint32_t max_expires;
-	bool durable;
+};
+
+struct settings {
+	char **domains;
+	size_t ndomains;
+	uint32_t default_expires, min_expires, max_expires;
 };
 
 /* ------------------------------------------------------------------------ */
 /* Life                                                                     */
 /* ------------------------------------------------------------------------ */
 
+static void free_domains(char **domains, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(domains[i]);
+	free((void *)domains);
+}
+
 void registrar_destroy(struct registrar *reg)
 {
 	if (!reg)
 		return;
-	for (size_t i = 0; i < reg->ndomains; i++)
-		free(reg->domains[i]);
-	free((void *)reg->domains);
+	free_domains(reg->domains, reg->ndomains);
+	pthread_rwlock_destroy(&reg->lock);
 	free(reg);
+}
+
+/* The changeable part of @p cfg, checked and copied into @p s. */
+static int settings_make(const struct registrar_config *cfg, struct settings *s)
+{
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->default_expires = cfg->default_expires ? cfg->default_expires
+						  : REGISTRAR_DEFAULT_EXPIRES;
+	s->min_expires = cfg->min_expires ? cfg->min_expires
+					  : REGISTRAR_DEFAULT_MIN_EXPIRES;
+	s->max_expires = cfg->max_expires ? cfg->max_expires
+					  : REGISTRAR_DEFAULT_MAX_EXPIRES;
+	if (s->min_expires > s->max_expires)
+		return -EINVAL;
+	while (cfg->domains && cfg->domains[n])
+		n++;
+	if (!n)
+		return 0;
+	s->domains = calloc(n, sizeof(char *));
+	if (!s->domains)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		s->domains[i] = strdup(cfg->domains[i]);
+		if (!s->domains[i]) {
+			free_domains(s->domains, i);
+			return -ENOMEM;
+		}
+	}
+	s->ndomains = n;
+	return 0;
 }
 
 int registrar_create(const struct registrar_config *cfg, struct registrar **out)
 {
 	struct registrar *reg;
-	size_t n = 0;
+	struct settings s;
+	int r;
 
 	if (!cfg || !cfg->store)
 		return -EINVAL;
+	r = settings_make(cfg, &s);
+	if (r < 0)
+		return r;
 	reg = calloc(1, sizeof(*reg));
-	if (!reg)
+	if (!reg) {
+		free_domains(s.domains, s.ndomains);
 		return -ENOMEM;
+	}
 	reg->store = cfg->store;
 	reg->userdb = cfg->userdb;
 	reg->digest = cfg->digest;
 	reg->limit = cfg->limit;
-	reg->default_expires = cfg->default_expires ? cfg->default_expires
-						    : REGISTRAR_DEFAULT_EXPIRES;
-	reg->min_expires = cfg->min_expires ? cfg->min_expires
-					    : REGISTRAR_DEFAULT_MIN_EXPIRES;
-	reg->max_expires = cfg->max_expires ? cfg->max_expires
-					    : REGISTRAR_DEFAULT_MAX_EXPIRES;
 	reg->durable = cfg->durable;
-	if (reg->min_expires > reg->max_expires) {
-		free(reg);
-		return -EINVAL;
-	}
-	while (cfg->domains && cfg->domains[n])
-		n++;
-	if (n) {
-		reg->domains = calloc(n, sizeof(char *));
-		if (!reg->domains) {
-			free(reg);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < n; i++) {
-			reg->domains[i] = strdup(cfg->domains[i]);
-			if (!reg->domains[i]) {
-				registrar_destroy(reg);
-				return -ENOMEM;
-			}
-			reg->ndomains = i + 1;
-		}
-	}
+	reg->domains = s.domains;
+	reg->ndomains = s.ndomains;
+	reg->default_expires = s.default_expires;
+	reg->min_expires = s.min_expires;
+	reg->max_expires = s.max_expires;
+	pthread_rwlock_init(&reg->lock, NULL);
 	*out = reg;
+	return 0;
+}
+
+int registrar_reconfigure(struct registrar *reg,
+			  const struct registrar_config *cfg)
+{
+	struct settings s;
+	char **old;
+	size_t nold;
+	int r = settings_make(cfg, &s);
+
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&reg->lock);
+	old = reg->domains;
+	nold = reg->ndomains;
+	reg->domains = s.domains;
+	reg->ndomains = s.ndomains;
+	reg->default_expires = s.default_expires;
+	reg->min_expires = s.min_expires;
+	reg->max_expires = s.max_expires;
+	pthread_rwlock_unlock(&reg->lock);
+	free_domains(old, nold);
 	return 0;
 }
 
 bool registrar_serves(struct registrar *reg, sip_str domain)
 {
-	for (size_t i = 0; i < reg->ndomains; i++)
-		if (sip_str_ieq_c(domain, reg->domains[i]))
-			return true;
+	bool found = false;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	for (size_t i = 0; i < reg->ndomains && !found; i++)
+		found = sip_str_ieq_c(domain, reg->domains[i]);
+	pthread_rwlock_unlock(&reg->lock);
+	if (found)
+		return true;
 	return reg->userdb && sip_userdb_domain_exists(reg->userdb, domain) > 0;
 }
 
@@ -197,6 +259,8 @@ struct request {
 	uint32_t expires_hdr;
 	bool path_supported;
 	bool outbound;
+	/* the registrar's limits when the request arrived */
+	uint32_t default_expires, min_expires, max_expires;
 	struct entry c[REGISTRAR_MAX_CONTACTS];
 	unsigned n;
 };
@@ -268,8 +332,8 @@ static int refuse(struct refusal *rf, unsigned status, const char *reason)
 	return -EINVAL;
 }
 
-static int parse_entry(struct registrar *reg, struct request *rq,
-		       const struct sip_contact *c, struct refusal *rf)
+static int parse_entry(struct request *rq, const struct sip_contact *c,
+		       struct refusal *rf)
 {
 	struct entry *e = &rq->c[rq->n];
 	sip_str v;
@@ -285,9 +349,9 @@ static int parse_entry(struct registrar *reg, struct request *rq,
 	else if (rq->has_expires_hdr)
 		e->expires = rq->expires_hdr;
 	else
-		e->expires = reg->default_expires;
-	if (e->expires > reg->max_expires)
-		e->expires = reg->max_expires;
+		e->expires = rq->default_expires;
+	if (e->expires > rq->max_expires)
+		e->expires = rq->max_expires;
 	if (sip_param_find(c->addr.params, "+sip.instance", &v) > 0 && v.len)
 		e->instance = v;
 	r = sip_param_find(c->addr.params, "reg-id", &v);
@@ -305,8 +369,8 @@ static int parse_entry(struct registrar *reg, struct request *rq,
 	return 0;
 }
 
-static int parse_contacts(struct registrar *reg, const struct sip_msg *m,
-			  struct request *rq, struct refusal *rf)
+static int parse_contacts(const struct sip_msg *m, struct request *rq,
+			  struct refusal *rf)
 {
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_EXPIRES);
 	unsigned values = 0;
@@ -333,7 +397,7 @@ static int parse_contacts(struct registrar *reg, const struct sip_msg *m,
 			}
 			if (rq->n >= REGISTRAR_MAX_CONTACTS)
 				return refuse(rf, 403, "Too Many Contacts");
-			if (parse_entry(reg, rq, &c, rf) < 0)
+			if (parse_entry(rq, &c, rf) < 0)
 				return -EINVAL;
 		}
 		if (r < 0)
@@ -699,6 +763,11 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 	rq = calloc(1, sizeof(*rq));
 	if (!rq)
 		return answer(w, m, ctx, 500, NULL, res);
+	pthread_rwlock_rdlock(&reg->lock);
+	rq->default_expires = reg->default_expires;
+	rq->min_expires = reg->min_expires;
+	rq->max_expires = reg->max_expires;
+	pthread_rwlock_unlock(&reg->lock);
 	r = to_aor(m, &ruri, rq);
 	if (r < 0) {
 		free(rq);
@@ -729,16 +798,17 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		sip_wr_header(w, "Require", SIP_STR_LIT("path"));
 		return finish(w, res);
 	}
-	if (parse_contacts(reg, m, rq, &rf) < 0) {
+	if (parse_contacts(m, rq, &rf) < 0) {
 		free(rq);
 		return answer(w, m, ctx, rf.status, rf.reason, res);
 	}
 	for (unsigned i = 0; i < rq->n; i++) {
-		if (rq->c[i].expires && rq->c[i].expires < reg->min_expires) {
+		if (rq->c[i].expires && rq->c[i].expires < rq->min_expires) {
+			uint32_t min = rq->min_expires;
+
 			free(rq);
 			begin(w, m, ctx, 423, NULL, res);
-			sip_wr_headerf(w, "Min-Expires", "%u",
-				       reg->min_expires);
+			sip_wr_headerf(w, "Min-Expires", "%u", min);
 			return finish(w, res);
 		}
 	}

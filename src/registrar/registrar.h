@@ -119,6 +119,16 @@ int registrar_create(const struct registrar_config *cfg,
 /** NULL is a no-op. */
 void registrar_destroy(struct registrar *reg);
 
+/**
+ * Replace the served domains and the expiry limits (default, min, max) of
+ * a running registrar with those of @p cfg; its other fields are ignored.
+ * Thread-safe: requests being handled finish with the old limits, later
+ * ones see the new ones.
+ * @return 0, -EINVAL (min above max; nothing changed), -ENOMEM.
+ */
+int registrar_reconfigure(struct registrar *reg,
+			  const struct registrar_config *cfg);
+
 /** Whether @p domain is served (configured or in the user store). */
 bool registrar_serves(struct registrar *reg, sip_str domain);
 

@@ -433,6 +433,43 @@ static void test_configured_bounds(void **state)
 	assert_int_equal(exp[0], 1000);
 }
 
+/* A reload: new limits and domains apply to the next request, and the
+ * bindings stay. */
+static void test_reconfigure(void **state)
+{
+	static const char *const domains[] = {"new.example", NULL};
+	struct fx *f = *state;
+	struct registrar_config rc = {0};
+	uint32_t exp[2];
+
+	assert_int_equal(reg_alice(f, 1, "Contact: <sip:a@192.0.2.7>\r\n"),
+			 200);
+	assert_int_equal(do_reg(f, "other.example", "sip:carol@other.example",
+				"call-9", 1, ""),
+			 200);
+	rc.min_expires = 120;
+	rc.max_expires = 60;
+	assert_int_equal(registrar_reconfigure(f->reg, &rc), -EINVAL);
+	rc.max_expires = 1800;
+	rc.default_expires = 600;
+	rc.domains = domains;
+	assert_int_equal(registrar_reconfigure(f->reg, &rc), 0);
+	assert_int_equal(
+		reg_alice(f, 2, "Contact: <sip:a@192.0.2.7>;expires=100\r\n"),
+		423);
+	assert_true(hdr_is(f, SIP_HDR_MIN_EXPIRES, "120"));
+	assert_int_equal(reg_alice(f, 3, "Contact: <sip:b@192.0.2.7>\r\n"),
+			 200);
+	assert_int_equal(contacts(f, NULL, exp, NULL), 2);
+	assert_true(exp[0] == 600 || exp[1] == 600);
+	/* the user store's domain is still served, the old extra one not */
+	assert_true(registrar_serves(f->reg, SIP_STR_LIT("new.example")));
+	assert_false(registrar_serves(f->reg, SIP_STR_LIT("other.example")));
+	assert_int_equal(do_reg(f, "other.example", "sip:carol@other.example",
+				"call-9", 2, ""),
+			 403);
+}
+
 static void test_bad_expires(void **state)
 {
 	struct fx *f = *state;
@@ -1028,6 +1065,7 @@ int main(void)
 		T(test_interval_too_brief),
 		cmocka_unit_test_setup_teardown(test_configured_bounds,
 						setup_custom, teardown),
+		T(test_reconfigure),
 		T(test_bad_expires),
 		T(test_remove_one),
 		T(test_star),
