@@ -15,9 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/** Datagrams one recvmmsg batch may hold (64 KiB each). */
-#define UDP_BATCH 8
+/** Datagrams one recvmmsg batch may hold (64 KiB each): 20 is the most
+ * libuv reads with one recvmmsg. */
+#define UDP_BATCH 20
 #define UDP_CHUNK ((size_t)64 * 1024)
+/** UDP sends of one receive batch, queued and sent with one sendmmsg:
+ * at most UDP_OUT_MAX datagrams of up to UDP_OUT_SLOT bytes each. */
+#define UDP_OUT_MAX 64
+#define UDP_OUT_SLOT ((size_t)2048)
 /** Stream read buffer, shared by every connection of a transport. */
 #define READ_BUF ((size_t)64 * 1024)
 /** TLS plaintext scratch, shared. */
@@ -34,6 +39,17 @@ union tp_sa {
 	struct sockaddr_in6 in6;
 };
 
+/* The datagrams sent on a UDP socket while it delivers one recvmmsg batch,
+ * ready for sendmmsg: msg[i] points at to[i] and iov[i], iov[i] at
+ * data[i]. */
+struct udp_out {
+	unsigned n;
+	struct mmsghdr msg[UDP_OUT_MAX];
+	struct iovec iov[UDP_OUT_MAX];
+	union tp_sa to[UDP_OUT_MAX];
+	char data[UDP_OUT_MAX][UDP_OUT_SLOT];
+};
+
 struct sip_tp_listener {
 	struct sip_tp *tp;
 	struct sip_tp_listener *next;
@@ -46,7 +62,9 @@ struct sip_tp_listener {
 	union tp_sa addr;
 	unsigned drop_every;
 	uint64_t rx_count;
-	char *rbuf; /* UDP batch buffer */
+	char *rbuf;	     /* UDP batch buffer */
+	struct udp_out *out; /* UDP sends queued during a batch */
+	bool in_batch;	     /* UDP: delivering a recvmmsg batch */
 };
 
 enum conn_state {
@@ -1350,12 +1368,101 @@ static void udp_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init(lsn->rbuf, (unsigned)(UDP_BATCH * UDP_CHUNK));
 }
 
+static int udp_send_now(struct sip_tp_listener *lsn, const struct sockaddr *to,
+			const char *buf, size_t len);
+
+/* Count a datagram that sip_tp_send() had accepted as failed. */
+static void udp_out_failed(struct sip_tp *tp, size_t len)
+{
+	tp->st.msgs_out--;
+	tp->st.bytes_out -= len;
+	tp->st.send_errors++;
+}
+
+/*
+ * Send what @p lsn queued during the batch, in order: one sendmmsg while
+ * libuv has nothing of its own queued on the socket, then, from the first
+ * datagram the socket would not take, the ordinary path (which queues a
+ * copy behind it). A datagram the kernel refuses is dropped and counted.
+ */
+static void udp_flush(struct sip_tp_listener *lsn)
+{
+	struct udp_out *q = lsn->out;
+	struct sip_tp *tp = lsn->tp;
+	unsigned i = 0;
+	uv_os_fd_t fd;
+
+	if (!q || q->n == 0)
+		return;
+	if (uv_udp_get_send_queue_count(&lsn->u.udp) == 0 &&
+	    uv_fileno(&lsn->u.h, &fd) == 0) {
+		while (i < q->n) {
+			int r = sendmmsg(fd, q->msg + i, q->n - i, 0);
+
+			if (r > 0) {
+				tp->st.udp_flushes++;
+				tp->st.udp_batched += (unsigned)r;
+				i += (unsigned)r;
+			} else if (r < 0 && errno == EINTR) {
+				continue;
+			} else if (r == 0 || errno == EAGAIN ||
+				   errno == EWOULDBLOCK) {
+				break;
+			} else {
+				udp_out_failed(tp, q->iov[i].iov_len);
+				i++;
+			}
+		}
+	}
+	for (; i < q->n; i++) {
+		if (udp_send_now(lsn, &q->to[i].sa, q->data[i],
+				 q->iov[i].iov_len) < 0)
+			udp_out_failed(tp, q->iov[i].iov_len);
+	}
+	q->n = 0;
+}
+
+static void udp_queue(struct sip_tp_listener *lsn, const struct sockaddr *to,
+		      const char *buf, size_t len)
+{
+	struct udp_out *q = lsn->out;
+	unsigned i;
+
+	if (q->n == UDP_OUT_MAX)
+		udp_flush(lsn);
+	i = q->n++;
+	sa_copy(&q->to[i], to);
+	memcpy(q->data[i], buf, len);
+	q->iov[i] = (struct iovec){q->data[i], len};
+	q->msg[i] = (struct mmsghdr){
+		.msg_hdr =
+			{
+				.msg_name = &q->to[i],
+				.msg_namelen = sa_len(to),
+				.msg_iov = &q->iov[i],
+				.msg_iovlen = 1,
+			},
+	};
+}
+
+/*
+ * libuv delivers a recvmmsg batch as one callback per datagram with
+ * UV_UDP_MMSG_CHUNK, then one with UV_UDP_MMSG_FREE. Any callback without
+ * UV_UDP_MMSG_CHUNK (that one, nothing to read, an error, a datagram read
+ * alone) ends a batch: what was sent during it goes out then.
+ */
 static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 			const struct sockaddr *addr, unsigned flags)
 {
 	struct sip_tp_listener *lsn = h->data;
 	struct sip_tp *tp = lsn->tp;
 
+	if (flags & UV_UDP_MMSG_CHUNK) {
+		lsn->in_batch = true;
+	} else {
+		lsn->in_batch = false;
+		udp_flush(lsn);
+	}
 	if ((flags & UV_UDP_MMSG_FREE) || nread <= 0 || !addr || tp->destroying)
 		return;
 	if (lsn->drop_every && ++lsn->rx_count % lsn->drop_every == 0) {
@@ -1381,6 +1488,34 @@ static void udp_send_cb(uv_udp_send_t *req, int status)
 	free(req);
 }
 
+/* Send now, or queue a copy behind what libuv already queued. */
+static int udp_send_now(struct sip_tp_listener *lsn, const struct sockaddr *to,
+			const char *buf, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	int rc = uv_udp_try_send(&lsn->u.udp, &b, 1, to);
+
+	if (rc >= 0)
+		return 0;
+	if (rc != UV_EAGAIN && rc != UV_ENOSYS)
+		return rc;
+	struct udp_sreq *r = malloc(sizeof(*r) + len);
+	if (!r)
+		return -ENOMEM;
+	memcpy(r->data, buf, len);
+	b = uv_buf_init(r->data, (unsigned)len);
+	rc = uv_udp_send(&r->req, &lsn->u.udp, &b, 1, to, udp_send_cb);
+	if (rc < 0)
+		free(r);
+	return rc;
+}
+
+/*
+ * During a receive batch of the socket, a datagram that fits a slot is
+ * queued and sent with the others when the batch ends (or the queue is
+ * full). Anything else first sends what is queued, so that the order of
+ * sip_tp_send() calls is kept.
+ */
 static int udp_send(struct sip_tp *tp, const struct sip_tp_dest *dst,
 		    const char *buf, size_t len)
 {
@@ -1398,21 +1533,13 @@ static int udp_send(struct sip_tp *tp, const struct sip_tp_dest *dst,
 	}
 	if (lsn->transport != SIP_TP_UDP)
 		return -EINVAL;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	int rc = uv_udp_try_send(&lsn->u.udp, &b, 1, dst->addr);
-	if (rc >= 0)
+	if (lsn->in_batch && len <= UDP_OUT_SLOT &&
+	    dst->addr->sa_family == lsn->addr.sa.sa_family) {
+		udp_queue(lsn, dst->addr, buf, len);
 		return 0;
-	if (rc != UV_EAGAIN && rc != UV_ENOSYS)
-		return rc;
-	struct udp_sreq *r = malloc(sizeof(*r) + len);
-	if (!r)
-		return -ENOMEM;
-	memcpy(r->data, buf, len);
-	b = uv_buf_init(r->data, (unsigned)len);
-	rc = uv_udp_send(&r->req, &lsn->u.udp, &b, 1, dst->addr, udp_send_cb);
-	if (rc < 0)
-		free(r);
-	return rc;
+	}
+	udp_flush(lsn);
+	return udp_send_now(lsn, dst->addr, buf, len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1447,6 +1574,7 @@ static void lsn_closed_cb(uv_handle_t *h)
 	struct sip_tp *tp = lsn->tp;
 
 	free(lsn->rbuf);
+	free(lsn->out);
 	free(lsn);
 	tp_handle_gone(tp);
 }
@@ -1473,7 +1601,10 @@ int sip_tp_listen(struct sip_tp *tp, const struct sip_tp_listen_config *lc,
 	lsn->u.h.data = lsn;
 	if (transport == SIP_TP_UDP) {
 		lsn->rbuf = malloc(UDP_BATCH * UDP_CHUNK);
-		if (!lsn->rbuf) {
+		lsn->out = calloc(1, sizeof(*lsn->out));
+		if (!lsn->rbuf || !lsn->out) {
+			free(lsn->rbuf);
+			free(lsn->out);
 			free(lsn);
 			return -ENOMEM;
 		}
@@ -1483,6 +1614,7 @@ int sip_tp_listen(struct sip_tp *tp, const struct sip_tp_listen_config *lc,
 			 lc->reuseport);
 	if (fd < 0) {
 		free(lsn->rbuf);
+		free(lsn->out);
 		free(lsn);
 		return fd;
 	}
@@ -1719,6 +1851,10 @@ void sip_tp_destroy(struct sip_tp *tp)
 		conn_close(tp->conns, SIP_TP_CLOSE_SHUTDOWN, 0);
 	for (struct sip_tp_listener *l = tp->listeners, *nx; l; l = nx) {
 		nx = l->next;
+		if (l->transport == SIP_TP_UDP) {
+			udp_flush(l);
+			l->in_batch = false;
+		}
 		uv_close(&l->u.h, lsn_closed_cb);
 	}
 	tp->listeners = NULL;

@@ -9,7 +9,9 @@
  *
  * - UDP: sockets read in batches (recvmmsg). Each datagram is delivered to
  *   the receive callback with its source address and the listener it
- *   arrived on. Several workers may bind one address with SO_REUSEPORT.
+ *   arrived on. What the callbacks of one batch send on that socket goes
+ *   out with one sendmmsg at the end of the batch. Several workers may
+ *   bind one address with SO_REUSEPORT.
  * - TCP and TLS: listeners and outbound connections. Each connection frames
  *   its byte stream with sip_framer_next(); each complete message is
  *   delivered to the same receive callback with the connection's id.
@@ -256,7 +258,12 @@ struct sip_tp_dest {
 
 /**
  * Send one message. UDP: sent now (a copy is queued when the socket would
- * block). Stream: on @p dst->conn when open, else on an open connection to
+ * block); while the socket delivers a receive batch (the receive callback
+ * runs for a datagram of it), a datagram of up to 2 KiB is queued and
+ * sent with the others of the batch by one sendmmsg when the batch ends,
+ * in the order of the calls (errors the kernel reports then are counted
+ * in the stats, not returned). Stream: on @p dst->conn when open, else on an
+ * open connection to
  * @p dst->addr, else on a new outbound connection, where the bytes wait
  * until it is up (TLS: until the handshake is done).
  * @param conn_out when non-NULL, set to the stream connection used (0 UDP)
@@ -299,11 +306,16 @@ int sip_tp_conn_close(struct sip_tp *tp, sip_tp_conn_id conn);
 /* ------------------------------------------------------------------------ */
 
 struct sip_tp_stats {
-	uint64_t msgs_in;  /**< datagrams, framed and WS messages */
-	uint64_t msgs_out; /**< sip_tp_send() calls that succeeded */
+	uint64_t msgs_in; /**< datagrams, framed and WS messages */
+	/** sip_tp_send() calls that succeeded (a UDP datagram queued during
+	 * a receive batch and refused by the kernel when sent is taken back
+	 * and counted in send_errors) */
+	uint64_t msgs_out;
 	uint64_t bytes_in; /**< SIP bytes (after TLS)              */
 	uint64_t bytes_out;
 	uint64_t dgrams_dropped; /**< by the drop_every test hook        */
+	uint64_t udp_flushes;	 /**< sendmmsg calls that sent datagrams */
+	uint64_t udp_batched;	 /**< datagrams sent by those calls      */
 	uint64_t keepalives_in;	 /**< CRLFCRLF and WS pings answered     */
 	uint64_t send_errors;	 /**< sip_tp_send() failures, -ENOBUFS incl. */
 	uint64_t conns_open;	 /**< now                                */

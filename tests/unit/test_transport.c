@@ -411,6 +411,124 @@ static void test_udp_reuseport(void **state)
 	assert_int_equal(e->a.nrx + e->b.nrx, 6);
 }
 
+/* Answers each "req N" with "reply N" (N == batch_big: 3000 bytes, more
+ * than a send slot), and destroys its transport from the callback of the
+ * destroy_at-th datagram. */
+struct batch_rec {
+	struct env *e;
+	int nrx;
+	int destroy_at;
+};
+
+enum { batch_big = 17 };
+
+static void batch_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
+{
+	struct batch_rec *r = arg;
+	char in[32], out[3000];
+	unsigned seq = 0;
+	size_t len = rx->len < sizeof(in) - 1 ? rx->len : sizeof(in) - 1;
+	struct sip_tp_dest d = {
+		.transport = SIP_TP_UDP,
+		.addr = rx->src,
+		.lsn = rx->lsn,
+	};
+	int n;
+
+	memcpy(in, rx->buf, len);
+	in[len] = '\0';
+	assert_int_equal(sscanf(in, "req %u", &seq), 1);
+	n = snprintf(out, sizeof(out), "reply %u", seq);
+	assert_true(n > 0);
+	len = (size_t)n;
+	if (seq == batch_big) {
+		memset(out + len, 'x', sizeof(out) - len);
+		len = sizeof(out);
+	}
+	assert_int_equal(sip_tp_send(tp, &d, out, len, NULL), 0);
+	if (++r->nrx == r->destroy_at) {
+		sip_tp_destroy(tp);
+		r->e->a.tp = NULL;
+	}
+}
+
+/* A listener answering with @p r, and a raw socket that has sent it
+ * "req 0" .. "req N-1" in one burst before the loop runs. */
+static int batch_burst(struct env *e, struct batch_rec *r, int count)
+{
+	struct sip_tp_config cfg;
+	struct sockaddr_storage addr;
+	char req[32];
+
+	sip_tp_config_default(&cfg);
+	cfg.recv = batch_recv;
+	cfg.arg = r;
+	r->e = e;
+	make_tp(e, &e->a, &cfg);
+	listen_on(&e->a, "udp:127.0.0.1:0", &addr);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	e->fds[e->nfds++] = fd;
+	for (int i = 0; i < count; i++) {
+		int n = snprintf(req, sizeof(req), "req %d", i);
+		assert_int_equal(sendto(fd, req, (size_t)n, 0,
+					(struct sockaddr *)&addr,
+					sizeof(struct sockaddr_in)),
+				 n);
+	}
+	return fd;
+}
+
+/* The answers to a burst go out with a few sendmmsg calls, all of them
+ * and in order, the one too big for a slot in its place. */
+static void test_udp_batch(void **state)
+{
+	enum { count = 40 };
+	struct env *e = *state;
+	struct batch_rec r = {0};
+	struct sip_tp_stats st;
+	char buf[4096], want[32];
+	int fd = batch_burst(e, &r, count);
+
+	for (int i = 0; i < count; i++) {
+		ssize_t n = raw_recv(e, fd, buf, sizeof(buf), 2000);
+		int wn = snprintf(want, sizeof(want), "reply %d", i);
+
+		assert_true(n >= wn);
+		assert_memory_equal(buf, want, (size_t)wn);
+		assert_int_equal(n, i == batch_big ? 3000 : wn);
+	}
+	assert_int_equal(r.nrx, count);
+	sip_tp_stats_get(e->a.tp, &st);
+	assert_int_equal(st.msgs_in, count);
+	assert_int_equal(st.msgs_out, count);
+	assert_int_equal(st.send_errors, 0);
+	assert_int_equal(st.udp_batched, count - 1);
+	assert_true(st.udp_flushes >= 1);
+	assert_true(st.udp_flushes < count / 2);
+}
+
+/* Destroying the transport in the middle of a batch sends what the batch
+ * had sent so far and delivers nothing more. */
+static void test_udp_batch_destroy(void **state)
+{
+	struct env *e = *state;
+	struct batch_rec r = {.destroy_at = 3};
+	char buf[4096], want[32];
+	int fd = batch_burst(e, &r, 10);
+
+	for (int i = 0; i < 3; i++) {
+		ssize_t n = raw_recv(e, fd, buf, sizeof(buf), 2000);
+		int wn = snprintf(want, sizeof(want), "reply %d", i);
+
+		assert_int_equal(n, wn);
+		assert_memory_equal(buf, want, (size_t)wn);
+	}
+	assert_int_equal(raw_recv(e, fd, buf, sizeof(buf), 100), -1);
+	assert_int_equal(r.nrx, 3);
+	assert_null(e->a.tp);
+}
+
 /* ------------------------------------------------------------------------ */
 /* TCP                                                                      */
 /* ------------------------------------------------------------------------ */
@@ -1295,6 +1413,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_udp_ipv4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_drop_every, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_udp_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_udp_batch_destroy, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_udp_reuseport, setup,
 						teardown),
