@@ -4,14 +4,13 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang clang-format clang-tidy cppcheck
 libclang-rt-14-dev llvm libuv1-dev libssl-dev libsqlite3-dev libc-ares-dev
-libcmocka-dev python3 nodejs npm openssl sip-tester"
+libcmocka-dev python3 nodejs node-ws openssl sip-tester"
 missing=""
 for p in $PKGS; do
-	# Node.js from another source (its own package ships npm and
-	# conflicts with Debian's npm): the commands are what matters.
+	# Node.js from another source than Debian: the command is what
+	# matters (node-ws is Debian's ws module, found through NODE_PATH).
 	case $p in
 	nodejs) command -v node >/dev/null 2>&1 && continue ;;
-	npm) command -v npm >/dev/null 2>&1 && continue ;;
 	esac
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	[ "$st" = "install ok installed" ] || missing="$missing $p"
