@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #define SIPD_ALLOW "OPTIONS"
@@ -23,6 +22,10 @@
 #define SIPD_ALLOW_UAS_REG "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
 #define SIPD_ACCEPT "application/sdp"
 #define SIPD_SERVER "sipd"
+/* Header lines written whole, as sip_wr_header() would write them. */
+#define SIPD_SERVER_LINE "Server: " SIPD_SERVER "\r\n"
+#define SIPD_OPTIONS_LINES(allow)                                              \
+	"Allow: " allow "\r\nAccept: " SIPD_ACCEPT "\r\nSupported: \r\n"
 
 void sipd_handler_init(struct sipd_handler *h, bool uas, bool registrar)
 {
@@ -52,8 +55,8 @@ sip_str sipd_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
 {
 	static const enum sip_hdr_id ids[] = {SIP_HDR_CALL_ID, SIP_HDR_FROM,
 					      SIP_HDR_VIA};
+	static const char hex[] = "0123456789abcdef";
 	uint64_t hash = 0xcbf29ce484222325ull;
-	int n;
 
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		const struct sip_hdr *hdr = sip_msg_hdr(msg, ids[i]);
@@ -62,23 +65,28 @@ sip_str sipd_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
 			hash = fnv1a(hash, hdr->value);
 		hash = fnv1a(hash, SIP_STR_LIT("\n"));
 	}
-	n = snprintf(buf, cap, "%016llx", (unsigned long long)hash);
-	if (n < 0 || (size_t)n >= cap)
+	/* 16 lower-case hex digits and a NUL, as "%016llx" */
+	if (cap < 17)
 		return SIP_STR_NULL;
-	return (sip_str){buf, (size_t)n};
+	for (int i = 15; i >= 0; i--) {
+		buf[i] = hex[hash & 0xf];
+		hash >>= 4;
+	}
+	buf[16] = '\0';
+	return (sip_str){buf, 16};
 }
 
-/* A top Via we can parse: without it no client could match our answer. */
-static bool has_top_via(const struct sip_msg *msg)
+/* A top Via we can parse, into @p via: without it no client could match
+ * our answer. */
+static bool top_via(const struct sip_msg *msg, struct sip_via *via)
 {
 	const struct sip_hdr *hdr = sip_msg_hdr(msg, SIP_HDR_VIA);
 	sip_str cur, item;
-	struct sip_via via;
 
 	if (!hdr)
 		return false;
 	cur = hdr->value;
-	return sip_list_next(&cur, &item) > 0 && sip_via_parse(item, &via) == 0;
+	return sip_list_next(&cur, &item) > 0 && sip_via_parse(item, via) == 0;
 }
 
 /*
@@ -88,6 +96,7 @@ static bool has_top_via(const struct sip_msg *msg)
  */
 static bool answerable_after_error(const struct sip_msg *msg)
 {
+	struct sip_via via;
 	static const enum sip_hdr_id need[] = {SIP_HDR_FROM, SIP_HDR_TO,
 					       SIP_HDR_CALL_ID, SIP_HDR_CSEQ};
 
@@ -100,7 +109,7 @@ static bool answerable_after_error(const struct sip_msg *msg)
 		if (!hdr || hdr < msg->hdrs || hdr >= msg->hdrs + msg->nhdrs)
 			return false;
 	}
-	return has_top_via(msg);
+	return top_via(msg, &via);
 }
 
 static bool all_crlf(const char *buf, size_t len)
@@ -116,7 +125,7 @@ static int finish(struct sip_writer *w, struct sipd_outcome *o)
 {
 	int n;
 
-	sip_wr_header(w, "Server", SIP_STR_LIT(SIPD_SERVER));
+	sip_wr_raw(w, SIP_STR_LIT(SIPD_SERVER_LINE));
 	n = sip_wr_finish(w, NULL, SIP_STR_NULL);
 	if (n < 0) {
 		o->status = 0;
@@ -180,6 +189,17 @@ const char *sipd_allow(const struct sipd_handler *h)
 	return h->uas ? SIPD_ALLOW_UAS : SIPD_ALLOW;
 }
 
+/* Allow, Accept and Supported of a 200 to OPTIONS. */
+static sip_str options_lines(const struct sipd_handler *h)
+{
+	if (h->registrar)
+		return h->uas ? SIP_STR_LIT(
+					SIPD_OPTIONS_LINES(SIPD_ALLOW_UAS_REG))
+			      : SIP_STR_LIT(SIPD_OPTIONS_LINES(SIPD_ALLOW_REG));
+	return h->uas ? SIP_STR_LIT(SIPD_OPTIONS_LINES(SIPD_ALLOW_UAS))
+		      : SIP_STR_LIT(SIPD_OPTIONS_LINES(SIPD_ALLOW));
+}
+
 int sipd_handle(struct sipd_handler *h, const char *buf, size_t len,
 		enum sip_transport_kind framing,
 		const struct sip_via_rcvd *rcvd, char *out, size_t cap,
@@ -190,6 +210,7 @@ int sipd_handle(struct sipd_handler *h, const char *buf, size_t len,
 	struct sip_writer w;
 
 	memset(o, 0, sizeof(*o));
+	h->via_ok = false;
 	sip_wr_init(&w, out, cap);
 
 	if (all_crlf(buf, len)) {
@@ -214,10 +235,11 @@ int sipd_handle(struct sipd_handler *h, const char *buf, size_t len,
 	}
 	o->method = msg->method;
 	o->ruri = msg->ruri;
-	if (!has_top_via(msg)) {
+	if (!top_via(msg, &h->via)) {
 		o->note = "no usable Via";
 		return SIPD_DROP;
 	}
+	h->via_ok = true;
 	return SIPD_TXN;
 }
 
@@ -255,9 +277,7 @@ int sipd_handle_request(struct sipd_handler *h, const struct sip_via_rcvd *rcvd,
 	switch (msg->method_id) {
 	case SIP_METHOD_OPTIONS:
 		begin(&w, msg, 200, NULL, rcvd, o);
-		sip_wr_header(&w, "Allow", sip_str_c(sipd_allow(h)));
-		sip_wr_header(&w, "Accept", SIP_STR_LIT(SIPD_ACCEPT));
-		sip_wr_header(&w, "Supported", SIP_STR_LIT(""));
+		sip_wr_raw(&w, options_lines(h));
 		break;
 	case SIP_METHOD_INVITE:
 	case SIP_METHOD_BYE:

@@ -27,6 +27,9 @@ struct sipd_outcome {
 struct sipd_handler {
 	struct sip_limits limits;
 	struct sip_msg msg;
+	/** the top Via of @p msg, parsed by sipd_handle() (when via_ok) */
+	struct sip_via via;
+	bool via_ok;
 	bool uas;	/**< serve INVITE/BYE/CANCEL statefully (minimal UAS) */
 	bool registrar; /**< REGISTER goes to the registrar          */
 };
@@ -48,7 +51,8 @@ enum sipd_action {
  * then for requests the checks and verdicts. Requests other than the ones
  * the UAS serves are answered statelessly into @p out, with @p rcvd (may
  * be NULL) applied to the top Via. Responses and ACKs return SIPD_TXN so
- * the caller can offer them to its transactions first.
+ * the caller can offer them to its transactions first; for a request,
+ * SIPD_TXN means h->via holds its parsed top Via.
  * @return enum sipd_action.
  */
 int sipd_handle(struct sipd_handler *h, const char *buf, size_t len,

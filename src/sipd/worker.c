@@ -400,14 +400,10 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 	action = sipd_handle(h, rx->buf, rx->len, framing, NULL, w->out,
 			     sizeof(w->out), &o);
 	if (action == SIPD_TXN) {
-		const struct sip_hdr *top = sip_msg_hdr(&h->msg, SIP_HDR_VIA);
-		sip_str cur = top ? top->value : SIP_STR_NULL, item;
-		struct sip_via via;
-
-		if (h->msg.is_request && sip_list_next(&cur, &item) > 0 &&
-		    sip_via_parse(item, &via) == 0 &&
-		    sip_tp_via_received(&via, rx->src, &fix) == 0) {
-			set_reply_addr(w, rx, &via);
+		/* sipd_handle() parsed the top Via of a request */
+		if (h->msg.is_request && h->via_ok &&
+		    sip_tp_via_received(&h->via, rx->src, &fix) == 0) {
+			set_reply_addr(w, rx, &h->via);
 			if (fix.add_received)
 				rcvd.received = sip_str_c(fix.received);
 			if (fix.set_rport)
