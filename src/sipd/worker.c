@@ -18,6 +18,7 @@
 
 #include "registrar/registrar.h"
 #include "sipd/handler.h"
+#include "sipd/log.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
@@ -67,22 +68,62 @@ struct sipd_worker {
 	char out[SIPD_MAX_RESPONSE];
 };
 
+/* Debug: one line per message handled. */
 static void log_line(const struct sipd_worker *w, const struct sip_tp_rx *rx,
 		     const struct sipd_outcome *o)
 {
 	char from[SIP_TP_URI_MAX];
+	int ml = (int)(o->method.len > 32 ? 32 : o->method.len);
+	int rl = (int)(o->ruri.len > 80 ? 80 : o->ruri.len);
 
-	if (!w->cfg->verbose)
+	if (!sipd_log_enabled(w->cfg->log, SIPD_LOG_DEBUG))
 		return;
 	if (sip_tp_uri_format(rx->transport, rx->src, from, sizeof(from)) < 0)
 		snprintf(from, sizeof(from), "?");
-	fprintf(stderr, "sipd[%u]: %s %.*s %.*s -> %u %s%s%s\n", w->index, from,
-		(int)(o->method.len > 32 ? 32 : o->method.len),
-		o->method.p ? o->method.p : "",
-		(int)(o->ruri.len > 80 ? 80 : o->ruri.len),
-		o->ruri.p ? o->ruri.p : "", o->status,
-		o->reason ? o->reason : "", o->note ? " " : "",
-		o->note ? o->note : "");
+	const struct sipd_log_field f[] = {
+		SIPD_LF_STR("peer", from),
+		SIPD_LF_SLICE("method", o->method.p ? o->method.p : "",
+			      (size_t)ml),
+		SIPD_LF_SLICE("ruri", o->ruri.p ? o->ruri.p : "", (size_t)rl),
+		SIPD_LF_NUM("status", o->status),
+		SIPD_LF_STR("note", o->note),
+	};
+	sipd_log_event(w->cfg->log, SIPD_LOG_DEBUG, (int)w->index, "request", f,
+		       5, "%s %.*s %.*s -> %u %s%s%s", from, ml,
+		       o->method.p ? o->method.p : "", rl,
+		       o->ruri.p ? o->ruri.p : "", o->status,
+		       o->reason ? o->reason : "", o->note ? " " : "",
+		       o->note ? o->note : "");
+}
+
+/* Trace: a SIP message sent or received, whole. */
+static void log_sip(const struct sipd_worker *w, const char *dir,
+		    unsigned transport, const struct sockaddr *peer,
+		    const char *buf, size_t len)
+{
+	char uri[SIP_TP_URI_MAX];
+	const char *tname, *hostport;
+
+	if (!sipd_log_enabled(w->cfg->log, SIPD_LOG_TRACE))
+		return;
+	if (sip_tp_uri_format(transport, peer, uri, sizeof(uri)) < 0)
+		snprintf(uri, sizeof(uri), "?");
+	hostport = strchr(uri, ':');
+	tname = transport == SIP_TP_UDP	  ? "udp"
+		: transport == SIP_TP_TCP ? "tcp"
+		: transport == SIP_TP_TLS ? "tls"
+		: transport == SIP_TP_WS  ? "ws"
+		: transport == SIP_TP_WSS ? "wss"
+					  : "?";
+	const struct sipd_log_field f[] = {
+		SIPD_LF_STR("dir", dir),
+		SIPD_LF_STR("transport", tname),
+		SIPD_LF_STR("peer", hostport ? hostport + 1 : uri),
+		SIPD_LF_BODY("message", buf, len),
+	};
+	sipd_log_event(w->cfg->log, SIPD_LOG_TRACE, (int)w->index, "sip", f, 4,
+		       "%s %s %s %zu bytes", dir, tname,
+		       hostport ? hostport + 1 : uri, len);
 }
 
 static int send_reply(struct sipd_worker *w, const struct sip_tp_rx *rx,
@@ -94,10 +135,13 @@ static int send_reply(struct sipd_worker *w, const struct sip_tp_rx *rx,
 		.conn = rx->conn,
 		.lsn = rx->transport == SIP_TP_UDP ? rx->lsn : NULL,
 	};
-	int r = sip_tp_send(w->tp, &dst, buf, len, NULL);
+	int r;
 
+	log_sip(w, "send", rx->transport, dst.addr, buf, len);
+	r = sip_tp_send(w->tp, &dst, buf, len, NULL);
 	if (r < 0)
-		fprintf(stderr, "sipd[%u]: send: %s\n", w->index, strerror(-r));
+		sipd_logf(w->cfg->log, SIPD_LOG_WARN, (int)w->index, "send",
+			  "send: %s", strerror(-r));
 	return r;
 }
 
@@ -116,6 +160,7 @@ static int txn_send(struct sip_txn *txn, const char *buf, size_t len, void *arg)
 		.lsn = p->lsn,
 	};
 
+	log_sip(w, "send", p->transport, dst.addr, buf, len);
 	return sip_tp_send(w->tp, &dst, buf, len, NULL);
 }
 
@@ -141,8 +186,8 @@ static void txn_error(struct sip_txn *txn, int err, void *arg)
 	struct sipd_worker *w = arg;
 
 	(void)txn;
-	fprintf(stderr, "sipd[%u]: transaction transport error: %s\n", w->index,
-		strerror(-err));
+	sipd_logf(w->cfg->log, SIPD_LOG_WARN, (int)w->index, "txn",
+		  "transaction transport error: %s", strerror(-err));
 }
 
 /* The answer to an offer: one audio stream, PCMU. */
@@ -217,8 +262,8 @@ static void uas_respond(struct sipd_worker *w, struct sip_txn *txn,
 	n = sip_wr_finish(&wr, ctype, body);
 	if (n < 0 ||
 	    sip_txn_respond(txn, w->out, (size_t)n, uv_now(&w->loop)) < 0)
-		fprintf(stderr, "sipd[%u]: cannot answer %u\n", w->index,
-			status);
+		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
+			  "cannot answer %u", status);
 }
 
 /* A REGISTER on its server transaction: the registrar writes the answer. */
@@ -234,7 +279,7 @@ static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
 		.transport = rx->transport,
 		.addr = rx->src,
 		.conn_id = rx->conn,
-		.auth = w->cfg->auth,
+		.auth = atomic_load(&w->cfg->live->auth),
 		.to_tag = sipd_to_tag(req, tag, sizeof(tag)),
 		.rcvd = w->rcvd,
 	};
@@ -252,15 +297,15 @@ static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
 	w->reg_status = res.status;
 	w->reg_note = res.note;
 	if (r < 0) {
-		fprintf(stderr, "sipd[%u]: registrar: %s\n", w->index,
-			strerror(-r));
+		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index,
+			  "registrar", "registrar: %s", strerror(-r));
 		return;
 	}
 	if (res.status == 0)
 		return;
 	if (sip_txn_respond(txn, w->out, res.len, uv_now(&w->loop)) < 0)
-		fprintf(stderr, "sipd[%u]: cannot answer %u\n", w->index,
-			res.status);
+		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
+			  "cannot answer %u", res.status);
 }
 
 /* The request callback: the minimal UAS answers INVITE at once (180, then
@@ -394,6 +439,7 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 	int action;
 
 	(void)tp;
+	log_sip(w, "recv", rx->transport, rx->src, rx->buf, rx->len);
 	w->rx = rx;
 	w->rcvd = NULL;
 	copy_addr(&w->reply_addr, rx->src);
@@ -491,8 +537,8 @@ static int setup(struct sipd_worker *w)
 	tc.tls.ca_file = cfg->tls_ca;
 	r = sip_tp_create(&w->loop, &tc, &w->tp);
 	if (r < 0) {
-		fprintf(stderr, "sipd[%u]: transport: %s\n", w->index,
-			strerror(-r));
+		sipd_logf(cfg->log, SIPD_LOG_ERROR, (int)w->index, "start",
+			  "transport: %s", strerror(-r));
 		return r;
 	}
 	sip_txn_config_default(&xc);
@@ -513,8 +559,9 @@ static int setup(struct sipd_worker *w)
 
 		r = sip_tp_listen(w->tp, &lc, &lsn);
 		if (r < 0) {
-			fprintf(stderr, "sipd[%u]: listen %s: %s\n", w->index,
-				cfg->listen[i], strerror(-r));
+			sipd_logf(cfg->log, SIPD_LOG_ERROR, (int)w->index,
+				  "start", "listen %s: %s", cfg->listen[i],
+				  strerror(-r));
 			return r;
 		}
 		if (w->bound && sip_tp_listener_addr(lsn, &ss) == 0)

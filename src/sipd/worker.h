@@ -6,9 +6,17 @@
 #ifndef SIPD_WORKER_H
 #define SIPD_WORKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct registrar;
+struct sipd_log;
+
+/** What a SIGHUP reload changes besides the logger and the registrar:
+ * written by the main thread, read by the workers for each request. */
+struct sipd_live {
+	atomic_bool auth; /**< digest authentication of REGISTER */
+};
 
 #define SIPD_MAX_LISTEN 16
 
@@ -18,7 +26,6 @@ struct sipd_config {
 	unsigned nlisten;
 	unsigned workers;     /**< threads, each with its own loop     */
 	bool uas;	      /**< answer calls (minimal UAS)          */
-	bool verbose;	      /**< one log line per message            */
 	const char *tls_cert; /**< PEM files for tls: listeners         */
 	const char *tls_key;
 	const char *tls_ca;
@@ -26,7 +33,10 @@ struct sipd_config {
 	/** REGISTER handling shared by every worker (thread-safe); NULL:
 	 * REGISTER is answered 501 */
 	struct registrar *registrar;
-	bool auth; /**< digest authentication of REGISTER          */
+	const struct sipd_live *live; /**< changed by reloads          */
+	/** The logger (thread-safe); a line per request at debug, every
+	 * message sent and received at trace. */
+	struct sipd_log *log;
 };
 
 struct sipd_worker;
