@@ -30,7 +30,16 @@ bool sip_str_ieq(sip_str a, sip_str b)
 
 bool sip_str_ieq_c(sip_str a, const char *c)
 {
-	return sip_str_ieq(a, sip_str_c(c));
+	size_t i;
+
+	if (!c)
+		return a.len == 0;
+	/* no strlen: stops at the first difference */
+	for (i = 0; i < a.len; i++) {
+		if (c[i] == '\0' || sip_lower(a.p[i]) != sip_lower(c[i]))
+			return false;
+	}
+	return c[i] == '\0';
 }
 
 static bool is_lws(char c)

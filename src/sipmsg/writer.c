@@ -39,6 +39,9 @@ static void put_c(struct sip_writer *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+
 static void put_u(struct sip_writer *w, uint64_t v)
 {
 	char tmp[24];
@@ -61,25 +64,25 @@ void sip_wr_request_line(struct sip_writer *w, sip_str method, sip_str ruri)
 	put_s(w, method);
 	put(w, " ", 1);
 	put_s(w, ruri);
-	put_c(w, " SIP/2.0\r\n");
+	PUT_LIT(w, " SIP/2.0\r\n");
 }
 
 void sip_wr_status_line(struct sip_writer *w, unsigned status,
 			const char *reason)
 {
-	put_c(w, "SIP/2.0 ");
+	PUT_LIT(w, "SIP/2.0 ");
 	put_u(w, status % 1000);
 	put(w, " ", 1);
 	put_c(w, reason ? reason : sip_reason_phrase(status));
-	put_c(w, "\r\n");
+	PUT_LIT(w, "\r\n");
 }
 
 void sip_wr_header(struct sip_writer *w, const char *name, sip_str value)
 {
 	put_c(w, name);
-	put_c(w, ": ");
+	PUT_LIT(w, ": ");
 	put_s(w, value);
-	put_c(w, "\r\n");
+	PUT_LIT(w, "\r\n");
 }
 
 void sip_wr_headerf(struct sip_writer *w, const char *name, const char *fmt,
@@ -90,7 +93,7 @@ void sip_wr_headerf(struct sip_writer *w, const char *name, const char *fmt,
 	int n;
 
 	put_c(w, name);
-	put_c(w, ": ");
+	PUT_LIT(w, ": ");
 	room = w->overflow ? 0 : w->cap - w->len;
 	va_start(ap, fmt);
 	n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, ap);
@@ -99,15 +102,15 @@ void sip_wr_headerf(struct sip_writer *w, const char *name, const char *fmt,
 		w->overflow = true;
 	else
 		w->len += (size_t)n;
-	put_c(w, "\r\n");
+	PUT_LIT(w, "\r\n");
 }
 
 void sip_wr_copy(struct sip_writer *w, const struct sip_hdr *h)
 {
 	put_s(w, h->name);
-	put_c(w, ": ");
+	PUT_LIT(w, ": ");
 	put_s(w, h->value);
-	put_c(w, "\r\n");
+	PUT_LIT(w, "\r\n");
 }
 
 /* Copy every header line of @p id, keeping the long name. */
@@ -129,7 +132,7 @@ static void put_top_via(struct sip_writer *w, sip_str item,
 	if (sip_via_parse(item, &via) != 0 || via.params.len == 0) {
 		put_s(w, item);
 		if (rcvd->received.len) {
-			put_c(w, ";received=");
+			PUT_LIT(w, ";received=");
 			put_s(w, rcvd->received);
 		}
 		return;
@@ -151,7 +154,7 @@ static void put_top_via(struct sip_writer *w, sip_str item,
 		}
 	}
 	if (rcvd->received.len) {
-		put_c(w, ";received=");
+		PUT_LIT(w, ";received=");
 		put_s(w, rcvd->received);
 	}
 }
@@ -170,15 +173,15 @@ static void copy_vias(struct sip_writer *w, const struct sip_msg *m,
 		copy_all(w, m, SIP_HDR_VIA);
 		return;
 	}
-	put_c(w, "Via: ");
+	PUT_LIT(w, "Via: ");
 	put_top_via(w, item, rcvd);
 	/* the rest of that line: cur now starts after the first comma */
 	sip_str rest = sip_str_trim(cur);
 	if (rest.len) {
-		put_c(w, ", ");
+		PUT_LIT(w, ", ");
 		put_s(w, rest);
 	}
-	put_c(w, "\r\n");
+	PUT_LIT(w, "\r\n");
 	for (h = sip_msg_hdr_next(m, h); h; h = sip_msg_hdr_next(m, h))
 		sip_wr_header(w, "Via", h->value);
 }
@@ -195,13 +198,13 @@ void sip_wr_response_to_rcvd(struct sip_writer *w, const struct sip_msg *req,
 	if (to) {
 		struct sip_addr a;
 		bool has_tag = sip_addr_parse(to->value, &a) == 0 && a.tag.len;
-		put_c(w, "To: ");
+		PUT_LIT(w, "To: ");
 		put_s(w, to->value);
 		if (!has_tag && to_tag.len && status > 100) {
-			put_c(w, ";tag=");
+			PUT_LIT(w, ";tag=");
 			put_s(w, to_tag);
 		}
-		put_c(w, "\r\n");
+		PUT_LIT(w, "\r\n");
 	}
 	copy_all(w, req, SIP_HDR_CALL_ID);
 	copy_all(w, req, SIP_HDR_CSEQ);
@@ -219,9 +222,9 @@ int sip_wr_finish(struct sip_writer *w, const char *ctype, sip_str body)
 {
 	if (ctype)
 		sip_wr_header(w, "Content-Type", sip_str_c(ctype));
-	put_c(w, "Content-Length: ");
+	PUT_LIT(w, "Content-Length: ");
 	put_u(w, body.len);
-	put_c(w, "\r\n\r\n");
+	PUT_LIT(w, "\r\n\r\n");
 	put_s(w, body);
 	if (w->overflow)
 		return -ENOSPC;
