@@ -201,12 +201,36 @@ static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr *b)
 		       &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
 }
 
+/* The dotted quad inet_ntop() writes, without its sprintf (one per
+ * request answered). @p text has room for INET_ADDRSTRLEN bytes. */
+static void ipv4_text(const struct in_addr *a, char *text)
+{
+	const uint8_t *b = (const uint8_t *)&a->s_addr;
+	char *p = text;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+
+		if (i)
+			*p++ = '.';
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+	}
+	*p = '\0';
+}
+
 static int src_ip_port(const struct sockaddr *src, char *text, size_t cap,
 		       uint16_t *port)
 {
 	if (src->sa_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)src;
-		inet_ntop(AF_INET, &s4->sin_addr, text, (socklen_t)cap);
+		if (cap >= INET_ADDRSTRLEN)
+			ipv4_text(&s4->sin_addr, text);
+		else
+			inet_ntop(AF_INET, &s4->sin_addr, text, (socklen_t)cap);
 		*port = ntohs(s4->sin_port);
 		return 0;
 	}

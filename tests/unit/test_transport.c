@@ -1310,6 +1310,22 @@ static void test_via_received(void **state)
 	assert_string_equal(fix.received, "2001:db8::9");
 	assert_int_equal(fix.rport, 5062);
 
+	/* received holds the IPv4 address as inet_ntop writes it */
+	static const uint8_t quads[][4] = {
+		{0, 0, 0, 0},	  {255, 255, 255, 255}, {10, 0, 100, 9},
+		{1, 20, 199, 99}, {127, 0, 0, 1},	{100, 10, 1, 250},
+	};
+	via_of("SIP/2.0/UDP example.com;branch=z9hG4bK1", &via);
+	for (size_t i = 0; i < sizeof(quads) / sizeof(quads[0]); i++) {
+		struct sockaddr_in s4 = {.sin_family = AF_INET};
+		char want[INET_ADDRSTRLEN];
+
+		memcpy(&s4.sin_addr, quads[i], 4);
+		inet_ntop(AF_INET, &s4.sin_addr, want, sizeof(want));
+		sip_tp_via_received(&via, (struct sockaddr *)&s4, &fix);
+		assert_string_equal(fix.received, want);
+	}
+
 	struct sockaddr bad = {.sa_family = AF_UNIX};
 	assert_int_equal(sip_tp_via_received(&via, &bad, &fix), -EINVAL);
 }
