@@ -2,6 +2,7 @@
  * loopback sockets: UDP (IPv4, IPv6, drop hook, SO_REUSEPORT), TCP framing,
  * keepalives and the close reasons, limits, connection reuse, TLS with a
  * certificate made at run time, and the Via helpers. */
+#include "support/testcert.h"
 #include "transport/transport.h"
 
 #include <arpa/inet.h>
@@ -61,8 +62,8 @@ struct env {
 };
 
 /* Certificate directory, made once for the TLS tests. */
-static char cert_dir[64];
-static char cert_file[128], key_file[128];
+/* the certificate every TLS test uses, made once per run */
+static struct test_cert test_cert;
 
 static uint64_t now_ms(void)
 {
@@ -946,76 +947,27 @@ static void test_connect_refused(void **state)
 static int make_cert(void **state)
 {
 	(void)state;
-	strcpy(cert_dir, "/tmp/sipd-tp-XXXXXX");
-	assert_non_null(mkdtemp(cert_dir));
-	snprintf(cert_file, sizeof(cert_file), "%s/cert.pem", cert_dir);
-	snprintf(key_file, sizeof(key_file), "%s/key.pem", cert_dir);
-
-	EVP_PKEY *pkey = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	assert_non_null(pkey);
-	assert_non_null(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pkey);
-	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"sip.test", -1, -1,
-				   0);
-	X509_set_issuer_name(x, n);
-	X509V3_CTX v3;
-	X509V3_set_ctx_nodb(&v3);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	const struct {
-		int nid;
-		const char *val;
-	} exts[] = {
-		{NID_basic_constraints, "critical,CA:TRUE"},
-		{NID_subject_alt_name, "DNS:sip.test,IP:127.0.0.1"},
-	};
-	for (size_t i = 0; i < 2; i++) {
-		X509_EXTENSION *ext = X509V3_EXT_conf_nid(
-			NULL, &v3, exts[i].nid, exts[i].val);
-		assert_non_null(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, pkey, EVP_sha256()) > 0);
-	FILE *f = fopen(cert_file, "w");
-	assert_non_null(f);
-	PEM_write_X509(f, x);
-	fclose(f);
-	f = fopen(key_file, "w");
-	assert_non_null(f);
-	PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	X509_free(x);
-	EVP_PKEY_free(pkey);
-	return 0;
+	return test_cert_make(&test_cert);
 }
 
 static int remove_cert(void **state)
 {
 	(void)state;
-	unlink(cert_file);
-	unlink(key_file);
-	rmdir(cert_dir);
+	test_cert_remove(&test_cert);
 	return 0;
 }
 
 static void tls_server_config(struct sip_tp_config *cfg, struct rec *r)
 {
 	config(cfg, r);
-	cfg->tls.cert_file = cert_file;
-	cfg->tls.key_file = key_file;
+	cfg->tls.cert_file = test_cert.cert_file;
+	cfg->tls.key_file = test_cert.key_file;
 }
 
 static void tls_client_config(struct sip_tp_config *cfg, struct rec *r)
 {
 	config(cfg, r);
-	cfg->tls.ca_file = cert_file;
+	cfg->tls.ca_file = test_cert.cert_file;
 	cfg->tls.verify_server = true;
 }
 
@@ -1047,11 +999,11 @@ static void test_tls_mutual(void **state)
 	struct sip_tp_config acfg, bcfg;
 
 	tls_server_config(&acfg, &e->a);
-	acfg.tls.ca_file = cert_file;
+	acfg.tls.ca_file = test_cert.cert_file;
 	acfg.tls.verify_client = true;
 	tls_client_config(&bcfg, &e->b);
-	bcfg.tls.cert_file = cert_file;
-	bcfg.tls.key_file = key_file;
+	bcfg.tls.cert_file = test_cert.cert_file;
+	bcfg.tls.key_file = test_cert.key_file;
 	stream_reuse(e, SIP_TP_TLS, &acfg, &bcfg, "tls:127.0.0.1:0",
 		     "sip.test");
 }
@@ -1108,7 +1060,7 @@ static void test_tls_client_cert_required(void **state)
 	struct sip_tp_config acfg, bcfg;
 
 	tls_server_config(&acfg, &e->a);
-	acfg.tls.ca_file = cert_file;
+	acfg.tls.ca_file = test_cert.cert_file;
 	acfg.tls.verify_client = true;
 	tls_client_config(&bcfg, &e->b);
 	tls_expect_fail(e, &acfg, &bcfg, "sip.test", &e->a, -EKEYREJECTED);

@@ -4,6 +4,7 @@
  * handshake and sends masked frames; the checks cover delivery of whole
  * messages, the unmasked answer, fragments, ping/pong, close, rejected
  * handshakes (400, 426, 431) and protocol errors (1002, 1009). */
+#include "support/testcert.h"
 #include "transport/transport.h"
 #include "ws/ws.h"
 
@@ -51,8 +52,8 @@ struct env {
 	struct sockaddr_storage addr;
 };
 
-static char cert_dir[64];
-static char cert_file[128], key_file[128];
+/* the certificate every TLS test uses, made once per run */
+static struct test_cert test_cert;
 
 static uint64_t now_ms(void)
 {
@@ -112,8 +113,8 @@ static void config(struct sip_tp_config *cfg, struct rec *r)
 	cfg->recv = on_recv;
 	cfg->on_conn = on_conn;
 	cfg->arg = r;
-	cfg->tls.cert_file = cert_file;
-	cfg->tls.key_file = key_file;
+	cfg->tls.cert_file = test_cert.cert_file;
+	cfg->tls.key_file = test_cert.key_file;
 }
 
 static int setup(void **state)
@@ -212,8 +213,9 @@ static struct client *cl_open(struct env *e, bool tls)
 		return cl;
 	cl->ctx = SSL_CTX_new(TLS_client_method());
 	assert_non_null(cl->ctx);
-	assert_int_equal(
-		SSL_CTX_load_verify_locations(cl->ctx, cert_file, NULL), 1);
+	assert_int_equal(SSL_CTX_load_verify_locations(
+				 cl->ctx, test_cert.cert_file, NULL),
+			 1);
 	SSL_CTX_set_verify(cl->ctx, SSL_VERIFY_PEER, NULL);
 	cl->ssl = SSL_new(cl->ctx);
 	assert_non_null(cl->ssl);
@@ -761,62 +763,13 @@ static void test_wss_no_certificate(void **state)
 static int make_cert(void **state)
 {
 	(void)state;
-	strcpy(cert_dir, "/tmp/sipd-tpws-XXXXXX");
-	assert_non_null(mkdtemp(cert_dir));
-	snprintf(cert_file, sizeof(cert_file), "%s/cert.pem", cert_dir);
-	snprintf(key_file, sizeof(key_file), "%s/key.pem", cert_dir);
-
-	EVP_PKEY *pkey = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	assert_non_null(pkey);
-	assert_non_null(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pkey);
-	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"sip.test", -1, -1,
-				   0);
-	X509_set_issuer_name(x, n);
-	X509V3_CTX v3;
-	X509V3_set_ctx_nodb(&v3);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	const struct {
-		int nid;
-		const char *val;
-	} exts[] = {
-		{NID_basic_constraints, "critical,CA:TRUE"},
-		{NID_subject_alt_name, "DNS:sip.test,IP:127.0.0.1"},
-	};
-	for (size_t i = 0; i < 2; i++) {
-		X509_EXTENSION *ext = X509V3_EXT_conf_nid(
-			NULL, &v3, exts[i].nid, exts[i].val);
-		assert_non_null(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, pkey, EVP_sha256()) > 0);
-	FILE *f = fopen(cert_file, "w");
-	assert_non_null(f);
-	PEM_write_X509(f, x);
-	fclose(f);
-	f = fopen(key_file, "w");
-	assert_non_null(f);
-	PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	X509_free(x);
-	EVP_PKEY_free(pkey);
-	return 0;
+	return test_cert_make(&test_cert);
 }
 
 static int remove_cert(void **state)
 {
 	(void)state;
-	unlink(cert_file);
-	unlink(key_file);
-	rmdir(cert_dir);
+	test_cert_remove(&test_cert);
 	return 0;
 }
 
