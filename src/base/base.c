@@ -42,18 +42,13 @@ bool sip_str_ieq_c(sip_str a, const char *c)
 	return c[i] == '\0';
 }
 
-static bool is_lws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 sip_str sip_str_trim(sip_str s)
 {
-	while (s.len > 0 && is_lws(s.p[0])) {
+	while (s.len > 0 && sip_is_lws(s.p[0])) {
 		s.p++;
 		s.len--;
 	}
-	while (s.len > 0 && is_lws(s.p[s.len - 1]))
+	while (s.len > 0 && sip_is_lws(s.p[s.len - 1]))
 		s.len--;
 	return s;
 }

@@ -73,6 +73,20 @@ static inline bool sip_cc(char c, unsigned mask)
 	return (sip_char_class[(unsigned char)c] & mask) == mask;
 }
 
+/** SP, HT, CR or LF: linear white space, folded lines included. */
+static inline bool sip_is_lws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/** First offset at or after @p i in @p s that is not LWS. */
+static inline size_t sip_skip_lws(sip_str s, size_t i)
+{
+	while (i < s.len && sip_is_lws(s.p[i]))
+		i++;
+	return i;
+}
+
 /** RFC 3261 token character. */
 static inline bool sip_is_token_char(char c)
 {

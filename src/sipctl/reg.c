@@ -24,24 +24,6 @@ struct list_state {
 	unsigned n;
 };
 
-static const char *transport_name(unsigned t)
-{
-	switch (t) {
-	case SIP_TP_UDP:
-		return "udp";
-	case SIP_TP_TCP:
-		return "tcp";
-	case SIP_TP_TLS:
-		return "tls";
-	case SIP_TP_WS:
-		return "ws";
-	case SIP_TP_WSS:
-		return "wss";
-	default:
-		return "-";
-	}
-}
-
 static int print_binding(const struct loc_binding *b, void *arg)
 {
 	struct list_state *st = arg;
@@ -57,7 +39,7 @@ static int print_binding(const struct loc_binding *b, void *arg)
 		       b->reg_id);
 	else
 		printf("instance=-");
-	printf("\tflow=%s:%.*s", transport_name(b->transport),
+	printf("\tflow=%s:%.*s", sip_transport_name(b->transport),
 	       SIP_STR_FMT(b->source));
 	if (b->path.len)
 		printf("\tpath=%.*s", SIP_STR_FMT(b->path));

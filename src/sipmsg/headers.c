@@ -10,18 +10,6 @@
 #include <errno.h>
 #include <string.h>
 
-static bool is_lws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static size_t skip_lws(sip_str v, size_t i)
-{
-	while (i < v.len && is_lws(v.p[i]))
-		i++;
-	return i;
-}
-
 static size_t skip_token(sip_str v, size_t i)
 {
 	while (i < v.len && sip_is_token_char(v.p[i]))
@@ -98,10 +86,10 @@ int sip_via_parse(sip_str value, struct sip_via *via)
 	if (i == s)
 		return -EBADMSG;
 	for (int part = 0; part < 2; part++) {
-		i = skip_lws(v, i);
+		i = sip_skip_lws(v, i);
 		if (i >= v.len || v.p[i] != '/')
 			return -EBADMSG;
-		i = skip_lws(v, i + 1);
+		i = sip_skip_lws(v, i + 1);
 		size_t t = i;
 		i = skip_token(v, i);
 		if (i == t)
@@ -112,22 +100,22 @@ int sip_via_parse(sip_str value, struct sip_via *via)
 			via->transport = (sip_str){v.p + t, i - t};
 	}
 	s = i;
-	i = skip_lws(v, i);
+	i = sip_skip_lws(v, i);
 	if (i == s)
 		return -EBADMSG;
 	i = parse_host(v, i, &via->host, &via->host_kind);
 	if (i == 0)
 		return -EBADMSG;
-	i = skip_lws(v, i);
+	i = sip_skip_lws(v, i);
 	if (i < v.len && v.p[i] == ':') {
-		i = skip_lws(v, i + 1);
+		i = sip_skip_lws(v, i + 1);
 		s = i;
 		while (i < v.len && is_digit(v.p[i]))
 			i++;
 		if (parse_port((sip_str){v.p + s, i - s}, &via->port))
 			return -EBADMSG;
 		via->has_port = true;
-		i = skip_lws(v, i);
+		i = sip_skip_lws(v, i);
 	}
 	if (i == v.len)
 		return 0;
@@ -184,7 +172,7 @@ static size_t skip_quoted(sip_str v, size_t i)
 /* After the URI (and its closing '>'), only header params may follow. */
 static int parse_after_uri(sip_str v, size_t i, struct sip_addr *a)
 {
-	i = skip_lws(v, i);
+	i = sip_skip_lws(v, i);
 	if (i == v.len)
 		return 0;
 	if (v.p[i] != ';')
@@ -217,13 +205,13 @@ int sip_addr_parse(sip_str value, struct sip_addr *a)
 		if (i == 0)
 			return -EBADMSG;
 		a->display = (sip_str){v.p, i};
-		i = skip_lws(v, i);
+		i = sip_skip_lws(v, i);
 		if (i >= v.len || v.p[i] != '<')
 			return -EBADMSG;
 	} else {
 		/* *(token LWS) before '<', or an addr-spec. */
 		while (i < v.len &&
-		       (sip_is_token_char(v.p[i]) || is_lws(v.p[i])))
+		       (sip_is_token_char(v.p[i]) || sip_is_lws(v.p[i])))
 			i++;
 		if (i < v.len && v.p[i] == '<') {
 			a->display = sip_str_trim((sip_str){v.p, i});
@@ -321,7 +309,7 @@ int sip_cseq_parse(sip_str value, struct sip_cseq *cs)
 	if (rc)
 		return rc == -ERANGE ? -ERANGE : -EBADMSG;
 	size_t s = i;
-	i = skip_lws(v, i);
+	i = sip_skip_lws(v, i);
 	if (i == s)
 		return -EBADMSG;
 	s = i;
@@ -358,7 +346,7 @@ int sip_auth_parse(sip_str value, struct sip_auth *auth)
 	auth->scheme = (sip_str){v.p, i};
 	if (i == v.len)
 		return 0;
-	if (!is_lws(v.p[i]))
+	if (!sip_is_lws(v.p[i]))
 		return -EBADMSG;
 
 	sip_str cur = {v.p + i, v.len - i}, item;
@@ -369,14 +357,14 @@ int sip_auth_parse(sip_str value, struct sip_auth *auth)
 		if (k == 0)
 			return -EBADMSG;
 		sip_str name = {item.p, k};
-		k = skip_lws(item, k);
+		k = sip_skip_lws(item, k);
 		sip_str val = SIP_STR_NULL;
 		bool quoted = false;
 		if (k == item.len) {
 			/* token68 (e.g. Basic credentials): name only;
 			 * trailing '=' padding is part of a token68 */
 		} else if (item.p[k] == '=') {
-			k = skip_lws(item, k + 1);
+			k = sip_skip_lws(item, k + 1);
 			if (k < item.len && item.p[k] == '"') {
 				size_t e = skip_quoted(item, k);
 				if (e != item.len)
@@ -429,16 +417,16 @@ int sip_ctype_parse(sip_str value, struct sip_ctype *ct)
 	if (i == 0)
 		return -EBADMSG;
 	ct->type = (sip_str){v.p, i};
-	i = skip_lws(v, i);
+	i = sip_skip_lws(v, i);
 	if (i >= v.len || v.p[i] != '/')
 		return -EBADMSG;
-	i = skip_lws(v, i + 1);
+	i = sip_skip_lws(v, i + 1);
 	s = i;
 	i = skip_token(v, i);
 	if (i == s)
 		return -EBADMSG;
 	ct->subtype = (sip_str){v.p + s, i - s};
-	i = skip_lws(v, i);
+	i = sip_skip_lws(v, i);
 	if (i == v.len)
 		return 0;
 	if (v.p[i] != ';')

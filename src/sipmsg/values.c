@@ -9,19 +9,6 @@
 
 #include <errno.h>
 
-/** SP, HT, CR or LF: linear white space, folding included. */
-static bool is_lws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static size_t skip_lws(sip_str s, size_t i)
-{
-	while (i < s.len && is_lws(s.p[i]))
-		i++;
-	return i;
-}
-
 /**
  * End of the quoted string starting at s.p[i] == '"': index just past the
  * closing quote, or 0 when it is unterminated.
@@ -104,7 +91,7 @@ static bool is_param_char(char c)
 int sip_param_next(sip_str *cursor, sip_str *name, sip_str *value)
 {
 	sip_str s = *cursor;
-	size_t i = skip_lws(s, 0);
+	size_t i = sip_skip_lws(s, 0);
 	size_t start;
 
 	if (s.len == 0)
@@ -114,7 +101,7 @@ int sip_param_next(sip_str *cursor, sip_str *name, sip_str *value)
 		return 0;
 	}
 	if (s.p[i] == ';')
-		i = skip_lws(s, i + 1);
+		i = sip_skip_lws(s, i + 1);
 
 	start = i;
 	while (i < s.len && is_param_char(s.p[i]))
@@ -124,9 +111,9 @@ int sip_param_next(sip_str *cursor, sip_str *name, sip_str *value)
 	sip_str n = sip_str_sub(s, start, i);
 	sip_str v = sip_str_sub(s, i, i);
 
-	i = skip_lws(s, i);
+	i = sip_skip_lws(s, i);
 	if (i < s.len && s.p[i] == '=') {
-		i = skip_lws(s, i + 1);
+		i = sip_skip_lws(s, i + 1);
 		start = i;
 		if (i >= s.len)
 			return -EBADMSG;
@@ -137,7 +124,7 @@ int sip_param_next(sip_str *cursor, sip_str *name, sip_str *value)
 		} else if (s.p[i] == '[') {
 			while (i < s.len && s.p[i] != ']') {
 				char c = s.p[i];
-				if (is_lws(c) || c == ';' || c == ',' ||
+				if (sip_is_lws(c) || c == ';' || c == ',' ||
 				    c == '"')
 					return -EBADMSG;
 				i++;
@@ -152,7 +139,7 @@ int sip_param_next(sip_str *cursor, sip_str *name, sip_str *value)
 				return -EBADMSG;
 		}
 		v = sip_str_sub(s, start, i);
-		i = skip_lws(s, i);
+		i = sip_skip_lws(s, i);
 	}
 
 	if (i < s.len && s.p[i] != ';')
