@@ -376,3 +376,15 @@ int sip_tp_response_dest(const struct sip_via *via, unsigned transport,
 	}
 	return host_dest(via->host, sent_port, out);
 }
+
+unsigned sip_tp_request_transport(unsigned transport, size_t len, unsigned mtu,
+				  bool explicit_transport)
+{
+	/* §18.1.1: "within 200 bytes of the path MTU, or ... larger than
+	 * 1300 bytes and the path MTU is unknown" */
+	size_t limit = mtu > 200 ? (size_t)mtu - 200 : 1300;
+
+	if (transport != SIP_TP_UDP || explicit_transport)
+		return transport;
+	return len > limit ? SIP_TP_TCP : SIP_TP_UDP;
+}

@@ -386,4 +386,21 @@ int sip_tp_response_dest(const struct sip_via *via, unsigned transport,
 			 const struct sockaddr *src, bool conn_open,
 			 struct sip_tp_resp_dest *out);
 
+/** Path MTU assumed when it is not known (RFC 3261 §18.1.1). */
+#define SIP_TP_DEFAULT_MTU 1500u
+
+/**
+ * RFC 3261 §18.1.1: the transport a request of @p len bytes goes over when
+ * its target chose @p transport. A UDP request within 200 bytes of the path
+ * MTU (@p mtu; 0: unknown, 1300 bytes is then the limit) goes over TCP
+ * instead, unless the target named its transport explicitly (a
+ * `transport=udp` URI parameter or a NAPTR/SRV answer for UDP only:
+ * @p explicit_transport), in which case it stays UDP. The caller writes
+ * the top Via with the transport returned. Other transports are returned
+ * unchanged.
+ * @return the SIP_TP_* bit to send with.
+ */
+unsigned sip_tp_request_transport(unsigned transport, size_t len, unsigned mtu,
+				  bool explicit_transport);
+
 #endif /* SIPD_TRANSPORT_H */

@@ -1293,6 +1293,37 @@ static void expect_addr(const struct sip_tp_resp_dest *d, const char *uri)
 	assert_string_equal(buf, uri);
 }
 
+static void test_request_transport(void **state)
+{
+	(void)state;
+	/* unknown MTU: 1300 bytes is the most UDP carries */
+	assert_int_equal(sip_tp_request_transport(SIP_TP_UDP, 1300, 0, false),
+			 SIP_TP_UDP);
+	assert_int_equal(sip_tp_request_transport(SIP_TP_UDP, 1301, 0, false),
+			 SIP_TP_TCP);
+	/* known MTU: within 200 bytes of it switches */
+	assert_int_equal(sip_tp_request_transport(SIP_TP_UDP, 1300,
+						  SIP_TP_DEFAULT_MTU, false),
+			 SIP_TP_UDP);
+	assert_int_equal(sip_tp_request_transport(SIP_TP_UDP, 1301,
+						  SIP_TP_DEFAULT_MTU, false),
+			 SIP_TP_TCP);
+	assert_int_equal(
+		sip_tp_request_transport(SIP_TP_UDP, 8000, 9000, false),
+		SIP_TP_UDP);
+	assert_int_equal(
+		sip_tp_request_transport(SIP_TP_UDP, 8801, 9000, false),
+		SIP_TP_TCP);
+	/* an explicit transport=udp target stays on UDP */
+	assert_int_equal(sip_tp_request_transport(SIP_TP_UDP, 4000, 0, true),
+			 SIP_TP_UDP);
+	/* streams are never changed */
+	assert_int_equal(sip_tp_request_transport(SIP_TP_TLS, 4000, 0, false),
+			 SIP_TP_TLS);
+	assert_int_equal(sip_tp_request_transport(SIP_TP_TCP, 100, 0, false),
+			 SIP_TP_TCP);
+}
+
 static void test_response_dest(void **state)
 {
 	struct sip_via via;
@@ -1378,6 +1409,7 @@ int main(void)
 		cmocka_unit_test(test_uri_parse),
 		cmocka_unit_test(test_via_received),
 		cmocka_unit_test(test_response_dest),
+		cmocka_unit_test(test_request_transport),
 		cmocka_unit_test_setup_teardown(test_udp_ipv4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_drop_every, setup,
