@@ -20,6 +20,7 @@
 #include "registrar/registrar.h"
 #include "sipd/log.h"
 #include "sipd/worker.h"
+#include "transport/transport.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -666,6 +667,7 @@ static void start_loop(struct sipd_main *m, uv_loop_t *loop)
 int main(int argc, char **argv)
 {
 	static char bound[SIPD_MAX_LISTEN][64];
+	static char reserved[SIPD_MAX_LISTEN][64];
 	static struct sipd_main m;
 	struct sipd_config cfg = {0}, rest;
 	uv_loop_t *loop = uv_default_loop();
@@ -721,8 +723,22 @@ int main(int argc, char **argv)
 	cfg.live = &m.live;
 	cfg.log = m.log;
 
-	/* Worker 0 binds first, so that port 0 becomes a real port the
-	 * other workers then share through SO_REUSEPORT. */
+	/* Every address must be free (the workers' SO_REUSEPORT would
+	 * otherwise join another sipd on it); port 0 becomes a real port
+	 * the workers then share. */
+	for (unsigned i = 0; i < cfg.nlisten; i++) {
+		r = sip_tp_listen_reserve(cfg.listen[i], reserved[i],
+					  sizeof(reserved[i]));
+		if (r < 0) {
+			sipd_logf(m.log, SIPD_LOG_ERROR, SIPD_LOG_MAIN, "start",
+				  "cannot listen on %s: %s", cfg.listen[i],
+				  strerror(-r));
+			close_services(&m);
+			sipd_log_destroy(m.log);
+			return 1;
+		}
+		cfg.listen[i] = reserved[i];
+	}
 	r = sipd_worker_start(&cfg, 0, bound, &m.workers[0]);
 	if (r < 0) {
 		sipd_logf(m.log, SIPD_LOG_ERROR, SIPD_LOG_MAIN, "start",

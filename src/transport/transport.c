@@ -1568,6 +1568,30 @@ static int make_socket(const struct sockaddr *addr, int type, bool reuseport)
 	return fd;
 }
 
+int sip_tp_listen_reserve(const char *uri, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	unsigned transport;
+	int rc, fd;
+
+	if (!uri || !out)
+		return -EINVAL;
+	if ((rc = sip_tp_uri_parse(uri, &transport, &ss)) < 0)
+		return rc;
+	fd = make_socket((struct sockaddr *)&ss,
+			 transport == SIP_TP_UDP ? SOCK_DGRAM : SOCK_STREAM,
+			 false);
+	if (fd < 0)
+		return fd;
+	rc = getsockname(fd, (struct sockaddr *)&ss, &len) ? -errno : 0;
+	close(fd);
+	if (rc < 0)
+		return rc;
+	rc = sip_tp_uri_format(transport, (struct sockaddr *)&ss, out, cap);
+	return rc < 0 ? rc : 0;
+}
+
 static void lsn_closed_cb(uv_handle_t *h)
 {
 	struct sip_tp_listener *lsn = h->data;

@@ -233,6 +233,18 @@ int sip_tp_listen(struct sip_tp *tp, const struct sip_tp_listen_config *lc,
 int sip_tp_listener_addr(const struct sip_tp_listener *lsn,
 			 struct sockaddr_storage *out);
 
+/**
+ * Check that the address of listen URI @p uri is free, by binding a socket
+ * of its kind without SO_REUSEPORT and closing it again, and write the URI
+ * with the port the kernel chose (port 0) into @p out. Call it once before
+ * a group of SO_REUSEPORT listeners binds the address: SO_REUSEPORT alone
+ * would let them join the sockets of another process on that address
+ * (same user) and silently share its traffic.
+ * @return 0, -EADDRINUSE, -EINVAL (bad URI), -ENOSPC (@p cap too small),
+ *         or the socket error.
+ */
+int sip_tp_listen_reserve(const char *uri, char *out, size_t cap);
+
 /** The transport of @p lsn (one SIP_TP_* bit). */
 unsigned sip_tp_listener_transport(const struct sip_tp_listener *lsn);
 

@@ -355,6 +355,18 @@ def main(argv):
     server = Sipd(sipd_path, workers)
     failures = []
     try:
+        # a second server on the same address fails instead of sharing it
+        # through SO_REUSEPORT
+        for uri in ("udp:127.0.0.1:%d" % server.port,
+                    "tcp:127.0.0.1:%d" % server.tcp_port):
+            second = subprocess.run(
+                [sipd_path, "--listen", uri, "--workers", "1", "--uas"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, timeout=10)
+            err = second.stderr.decode("utf-8", "replace")
+            if second.returncode != 1 or "Address already in use" not in err:
+                failures.append("second sipd on %s: status %d, %r"
+                                % (uri, second.returncode, err))
         # several source ports: with 4 workers they spread over workers
         for _ in range(3):
             client = UdpClient(server.port)
