@@ -38,6 +38,7 @@ static const struct keydef keys[CFG_NKEYS] = {
 	[CFG_K_MIN_EXPIRES] = {"registrar", "min_expires", false},
 	[CFG_K_MAX_EXPIRES] = {"registrar", "max_expires", false},
 	[CFG_K_DEFAULT_EXPIRES] = {"registrar", "default_expires", false},
+	[CFG_K_NONCE_LIFETIME] = {"server", "nonce_lifetime", false},
 	[CFG_K_TLS_CERT] = {"tls", "cert", false},
 	[CFG_K_TLS_KEY] = {"tls", "key", false},
 	[CFG_K_TLS_CA] = {"tls", "ca", false},
@@ -65,6 +66,7 @@ void cfg_init(struct cfg *c)
 	c->min_expires = 60;
 	c->max_expires = 7200;
 	c->default_expires = 3600;
+	c->nonce_lifetime = 300;
 }
 
 const char *cfg_log_level_name(enum cfg_log_level l)
@@ -239,6 +241,12 @@ static int set_key(struct cfg *c, enum cfg_key k, const char *v, char *err,
 		else
 			c->default_expires = n;
 		break;
+	case CFG_K_NONCE_LIFETIME:
+		if (parse_num(v, CFG_NONCE_LIFETIME_LIMIT, &n) < 0)
+			return expect(err, cap, "expected a number 1..%u",
+				      CFG_NONCE_LIFETIME_LIMIT);
+		c->nonce_lifetime = n;
+		break;
 	case CFG_K_LOG_LEVEL:
 		i = pick(v, level_names, 5);
 		if (i < 0)
@@ -327,6 +335,9 @@ void cfg_merge(struct cfg *base, const struct cfg *over)
 			break;
 		case CFG_K_DEFAULT_EXPIRES:
 			base->default_expires = over->default_expires;
+			break;
+		case CFG_K_NONCE_LIFETIME:
+			base->nonce_lifetime = over->nonce_lifetime;
 			break;
 		case CFG_K_TLS_CERT:
 			memcpy(base->tls_cert, over->tls_cert,

@@ -83,6 +83,8 @@ static void usage(FILE *out)
 	      "      --min-expires N, --max-expires N, --default-expires N\n"
 	      "                       registrar expiry limits in seconds\n"
 	      "                       (default 60, 7200, 3600)\n"
+	      "      --nonce-lifetime N  seconds a digest nonce stays fresh;\n"
+	      "                       older ones get stale=true (default 300)\n"
 	      "      --tls-cert FILE  certificate (PEM) for tls: and wss:\n"
 	      "                       listeners\n"
 	      "      --tls-key FILE   its private key (PEM)\n"
@@ -110,6 +112,7 @@ static const struct {
 	{NULL, "--min-expires", "registrar", "min_expires"},
 	{NULL, "--max-expires", "registrar", "max_expires"},
 	{NULL, "--default-expires", "registrar", "default_expires"},
+	{NULL, "--nonce-lifetime", "server", "nonce_lifetime"},
 	{NULL, "--tls-cert", "tls", "cert"},
 	{NULL, "--tls-key", "tls", "key"},
 	{NULL, "--tls-ca", "tls", "ca"},
@@ -414,6 +417,7 @@ static int open_services(struct sipd_main *m)
 	dc.secret_len = sizeof(secret);
 	dc.ha1 = sip_userdb_ha1_cb;
 	dc.ha1_arg = m->userdb;
+	dc.nonce_lifetime = c->nonce_lifetime;
 	r = sip_digest_create(&dc, &m->digest);
 	memset(secret, 0, sizeof(secret));
 	if (r < 0)
@@ -526,6 +530,8 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 		needs_restart(m, CFG_K_MODE);
 	if (o->uas != n->uas)
 		needs_restart(m, CFG_K_UAS);
+	if (o->nonce_lifetime != n->nonce_lifetime)
+		needs_restart(m, CFG_K_NONCE_LIFETIME);
 	if (strcmp(o->tls_cert, n->tls_cert) != 0)
 		needs_restart(m, CFG_K_TLS_CERT);
 	if (strcmp(o->tls_key, n->tls_key) != 0)
@@ -539,6 +545,7 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 	memcpy(n->db, o->db, sizeof(n->db));
 	n->mode = o->mode;
 	n->uas = o->uas;
+	n->nonce_lifetime = o->nonce_lifetime;
 	memcpy(n->tls_cert, o->tls_cert, sizeof(n->tls_cert));
 	memcpy(n->tls_key, o->tls_key, sizeof(n->tls_key));
 	memcpy(n->tls_ca, o->tls_ca, sizeof(n->tls_ca));

@@ -51,6 +51,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.min_expires, 60);
 	assert_int_equal(c.default_expires, 3600);
 	assert_int_equal(c.max_expires, 7200);
+	assert_int_equal(c.nonce_lifetime, 300);
 	assert_int_equal(c.log_level, CFG_LOG_INFO);
 	assert_int_equal(c.log_format, CFG_LOG_TEXT);
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
@@ -69,6 +70,7 @@ static void test_every_key(void **state)
 			       "auth = off\n"
 			       "mode = registrar\n"
 			       "uas = on\n"
+			       "nonce_lifetime = 5\n"
 			       "[registrar]\n"
 			       "min_expires = 30\n"
 			       "max_expires = 600\n"
@@ -90,6 +92,7 @@ static void test_every_key(void **state)
 	assert_false(c.auth);
 	assert_int_equal(c.mode, CFG_MODE_REGISTRAR);
 	assert_true(c.uas);
+	assert_int_equal(c.nonce_lifetime, 5);
 	assert_int_equal(c.min_expires, 30);
 	assert_int_equal(c.max_expires, 600);
 	assert_int_equal(c.default_expires, 300);
@@ -101,7 +104,7 @@ static void test_every_key(void **state)
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_true(c.set[k]);
 	assert_int_equal(c.line[CFG_K_WORKERS], 3);
-	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 19);
+	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 20);
 	assert_int_equal(cfg_validate(&c, &errs), 0);
 }
 
@@ -210,6 +213,10 @@ static void test_value_errors(void **state)
 		  "expected a number 1..604800");
 	one_error("[registrar]\nmax_expires = 604801\n", 2, 15,
 		  "expected a number 1..604800");
+	one_error("[server]\nnonce_lifetime = 0\n", 2, 18,
+		  "expected a number 1..86400");
+	one_error("[server]\nnonce_lifetime = 86401\n", 2, 18,
+		  "expected a number 1..86400");
 	one_error("[log]\nlevel = verbose\n", 2, 9,
 		  "expected error, warn, info, debug or trace");
 	one_error("[log]\nformat = xml\n", 2, 10, "expected text or json");
