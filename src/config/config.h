@@ -36,6 +36,10 @@
 /** Errors kept by one parse; later ones are counted in `dropped`. */
 #define CFG_MAX_ERRORS 64
 
+/** Digest algorithms of `digest_algorithms` (bits of cfg.digest_algs). */
+#define CFG_DIGEST_MD5 1u
+#define CFG_DIGEST_SHA256 2u
+
 /** Log levels, least verbose first. */
 enum cfg_log_level {
 	CFG_LOG_ERROR = 0,
@@ -67,6 +71,7 @@ enum cfg_key {
 	CFG_K_MAX_EXPIRES,
 	CFG_K_DEFAULT_EXPIRES,
 	CFG_K_NONCE_LIFETIME,
+	CFG_K_DIGEST_ALGORITHMS,
 	CFG_K_TLS_CERT,
 	CFG_K_TLS_KEY,
 	CFG_K_TLS_CA,
@@ -94,6 +99,7 @@ struct cfg {
 	unsigned max_expires;	  /**< default 7200 */
 	unsigned default_expires; /**< default 3600 */
 	unsigned nonce_lifetime;  /**< seconds a digest nonce is fresh; 300 */
+	unsigned digest_algs;	  /**< CFG_DIGEST_* bits offered; both */
 	char tls_cert[CFG_PATH_MAX];
 	char tls_key[CFG_PATH_MAX];
 	char tls_ca[CFG_PATH_MAX];
@@ -119,7 +125,7 @@ struct cfg_errors {
 
 /** A configuration with nothing set: the defaults (no listen address, no
  * domain, workers 0, auth on, registrar, uas off, expiry 60/3600/7200,
- * nonce lifetime 300, log level info, format text). */
+ * nonce lifetime 300, digest algorithms SHA-256 and MD5, log level info, format text). */
 void cfg_init(struct cfg *c);
 
 /**
