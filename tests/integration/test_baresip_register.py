@@ -6,7 +6,8 @@ usage: test_baresip_register.py SIPD SIPCTL
 A private database with the domain example.com and the user alice; sipd
 with digest authentication, offering MD5 only (baresip 1.0's libre gives
 up on a SHA-256 challenge even when an MD5 one follows), on free loopback
-UDP and TCP ports. For each transport: a private baresip config directory
+UDP, TCP and TLS ports (a self-signed certificate made with the openssl
+command line). For each transport: a private baresip config directory
 (net_interface 127.0.0.1, no audio device, an accounts line with
 auth_pass and outbound= pointing at sipd), baresip started without a
 console; the test waits until sipd answered its REGISTER with 200 and
@@ -101,6 +102,17 @@ class Proc:
         return rc
 
 
+def make_cert(tmp):
+    cert = os.path.join(tmp, "cert.pem")
+    key = os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out",
+                    cert], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
 def reg_list(sipctl, db):
     out = subprocess.run([sipctl, "--db", db, "reg", "list", AOR],
                          capture_output=True, text=True, timeout=30)
@@ -175,7 +187,9 @@ def main(argv):
         print("baresip's modules (account.so) not found: skipped")
         return 77
     sipd_path, sipctl = argv[1], argv[2]
+    transports = ("udp", "tcp", "tls")
     with tempfile.TemporaryDirectory(prefix="sipd-baresip-") as tmp:
+        cert, key = make_cert(tmp)
         db = os.path.join(tmp, "sipd.db")
         for cmd in (["domain", "add", DOMAIN],
                     ["user", "add", "%s@%s" % (USER, DOMAIN), "--password",
@@ -185,18 +199,19 @@ def main(argv):
         sipd = Proc([sipd_path, "--db", db, "--auth", "on", "--domain",
                      DOMAIN, "--digest-algorithms", "md5", "--log-level",
                      "debug", "-l", "udp:127.0.0.1:0", "-l",
-                     "tcp:127.0.0.1:0", "-w", "2"])
+                     "tcp:127.0.0.1:0", "-l", "tls:127.0.0.1:0",
+                     "--tls-cert", cert, "--tls-key", key, "-w", "2"])
         ports = {}
-        for t in ("udp", "tcp"):
+        for t in transports:
             m = sipd.wait_for(r"listening on %s:127\.0\.0\.1:(\d+)" % t, 10)
             if m:
                 ports[t] = int(m.group(1))
         try:
-            check(len(ports) == 2 and sipd.wait_for("bindings loaded", 10),
-                  "sipd listens on UDP %s and TCP %s" % (
-                      ports.get("udp"), ports.get("tcp")),
+            check(len(ports) == 3 and sipd.wait_for("bindings loaded", 10),
+                  "sipd listens on UDP %s, TCP %s and TLS %s" % (
+                      ports.get("udp"), ports.get("tcp"), ports.get("tls")),
                   ("sipd", sipd.text()))
-            for t in ("udp", "tcp"):
+            for t in transports:
                 run_one(sipctl, db, sipd, ports[t], t, tmp, modules)
         finally:
             rc = sipd.stop()
