@@ -125,7 +125,8 @@ struct cfg_errors {
 
 /** A configuration with nothing set: the defaults (no listen address, no
  * domain, workers 0, auth on, registrar, uas off, expiry 60/3600/7200,
- * nonce lifetime 300, digest algorithms SHA-256 and MD5, log level info, format text). */
+ * nonce lifetime 300, digest algorithms SHA-256 and MD5, log level info, format
+ * text). */
 void cfg_init(struct cfg *c);
 
 /**

@@ -362,8 +362,7 @@ static void test_flags_override(void **state)
 	assert_int_equal(cfg_set(&flags, "server", "digest_algorithms",
 				 "sha-256, md5", err, sizeof(err)),
 			 0);
-	assert_int_equal(flags.digest_algs,
-			 CFG_DIGEST_MD5 | CFG_DIGEST_SHA256);
+	assert_int_equal(flags.digest_algs, CFG_DIGEST_MD5 | CFG_DIGEST_SHA256);
 	assert_int_equal(cfg_set(&flags, "server", "digest_algorithms",
 				 "sha-256", err, sizeof(err)),
 			 0);
