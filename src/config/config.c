@@ -38,6 +38,8 @@ static const struct keydef keys[CFG_NKEYS] = {
 	[CFG_K_MIN_EXPIRES] = {"registrar", "min_expires", false},
 	[CFG_K_MAX_EXPIRES] = {"registrar", "max_expires", false},
 	[CFG_K_DEFAULT_EXPIRES] = {"registrar", "default_expires", false},
+	[CFG_K_NONCE_LIFETIME] = {"server", "nonce_lifetime", false},
+	[CFG_K_DIGEST_ALGORITHMS] = {"server", "digest_algorithms", false},
 	[CFG_K_TLS_CERT] = {"tls", "cert", false},
 	[CFG_K_TLS_KEY] = {"tls", "key", false},
 	[CFG_K_TLS_CA] = {"tls", "ca", false},
@@ -65,6 +67,8 @@ void cfg_init(struct cfg *c)
 	c->min_expires = 60;
 	c->max_expires = 7200;
 	c->default_expires = 3600;
+	c->nonce_lifetime = 300;
+	c->digest_algs = CFG_DIGEST_MD5 | CFG_DIGEST_SHA256;
 }
 
 const char *cfg_log_level_name(enum cfg_log_level l)
@@ -148,6 +152,34 @@ static int pick(const char *v, const char *const *names, unsigned n)
 		if (!strcmp(v, names[i]))
 			return (int)i;
 	return -1;
+}
+
+/* "sha-256,md5", "md5", "sha-256 md5": one or both names, separated by
+ * commas and/or spaces, case-insensitive. */
+static int parse_algs(const char *v, unsigned *out)
+{
+	unsigned bits = 0;
+
+	while (*v) {
+		size_t n;
+
+		while (*v == ',' || *v == ' ' || *v == '\t')
+			v++;
+		if (!*v)
+			break;
+		n = strcspn(v, ", \t");
+		if (n == 3 && !strncasecmp(v, "md5", 3))
+			bits |= CFG_DIGEST_MD5;
+		else if (n == 7 && !strncasecmp(v, "sha-256", 7))
+			bits |= CFG_DIGEST_SHA256;
+		else
+			return -EINVAL;
+		v += n;
+	}
+	if (!bits)
+		return -EINVAL;
+	*out = bits;
+	return 0;
 }
 
 static int copy_str(char *dst, size_t cap, const char *v)
@@ -239,6 +271,18 @@ static int set_key(struct cfg *c, enum cfg_key k, const char *v, char *err,
 		else
 			c->default_expires = n;
 		break;
+	case CFG_K_NONCE_LIFETIME:
+		if (parse_num(v, CFG_NONCE_LIFETIME_LIMIT, &n) < 0)
+			return expect(err, cap, "expected a number 1..%u",
+				      CFG_NONCE_LIFETIME_LIMIT);
+		c->nonce_lifetime = n;
+		break;
+	case CFG_K_DIGEST_ALGORITHMS:
+		if (parse_algs(v, &c->digest_algs) < 0)
+			return expect(err, cap,
+				      "expected sha-256, md5, or both: "
+				      "sha-256,md5");
+		break;
 	case CFG_K_LOG_LEVEL:
 		i = pick(v, level_names, 5);
 		if (i < 0)
@@ -327,6 +371,12 @@ void cfg_merge(struct cfg *base, const struct cfg *over)
 			break;
 		case CFG_K_DEFAULT_EXPIRES:
 			base->default_expires = over->default_expires;
+			break;
+		case CFG_K_NONCE_LIFETIME:
+			base->nonce_lifetime = over->nonce_lifetime;
+			break;
+		case CFG_K_DIGEST_ALGORITHMS:
+			base->digest_algs = over->digest_algs;
 			break;
 		case CFG_K_TLS_CERT:
 			memcpy(base->tls_cert, over->tls_cert,

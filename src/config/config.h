@@ -31,8 +31,14 @@
 #define CFG_PATH_MAX 4096
 /** Longest expiry limit accepted (seconds): a week. */
 #define CFG_EXPIRES_LIMIT 604800u
+/** Longest nonce lifetime accepted (seconds): a day. */
+#define CFG_NONCE_LIFETIME_LIMIT 86400u
 /** Errors kept by one parse; later ones are counted in `dropped`. */
 #define CFG_MAX_ERRORS 64
+
+/** Digest algorithms of `digest_algorithms` (bits of cfg.digest_algs). */
+#define CFG_DIGEST_MD5 1u
+#define CFG_DIGEST_SHA256 2u
 
 /** Log levels, least verbose first. */
 enum cfg_log_level {
@@ -64,6 +70,8 @@ enum cfg_key {
 	CFG_K_MIN_EXPIRES,
 	CFG_K_MAX_EXPIRES,
 	CFG_K_DEFAULT_EXPIRES,
+	CFG_K_NONCE_LIFETIME,
+	CFG_K_DIGEST_ALGORITHMS,
 	CFG_K_TLS_CERT,
 	CFG_K_TLS_KEY,
 	CFG_K_TLS_CA,
@@ -90,6 +98,8 @@ struct cfg {
 	unsigned min_expires;	  /**< default 60 */
 	unsigned max_expires;	  /**< default 7200 */
 	unsigned default_expires; /**< default 3600 */
+	unsigned nonce_lifetime;  /**< seconds a digest nonce is fresh; 300 */
+	unsigned digest_algs;	  /**< CFG_DIGEST_* bits offered; both */
 	char tls_cert[CFG_PATH_MAX];
 	char tls_key[CFG_PATH_MAX];
 	char tls_ca[CFG_PATH_MAX];
@@ -115,7 +125,8 @@ struct cfg_errors {
 
 /** A configuration with nothing set: the defaults (no listen address, no
  * domain, workers 0, auth on, registrar, uas off, expiry 60/3600/7200,
- * log level info, format text). */
+ * nonce lifetime 300, digest algorithms SHA-256 and MD5, log level info, format
+ * text). */
 void cfg_init(struct cfg *c);
 
 /**

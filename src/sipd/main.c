@@ -84,6 +84,13 @@ static void usage(FILE *out)
 	      "      --min-expires N, --max-expires N, --default-expires N\n"
 	      "                       registrar expiry limits in seconds\n"
 	      "                       (default 60, 7200, 3600)\n"
+	      "      --nonce-lifetime N  seconds a digest nonce stays fresh;\n"
+	      "                       older ones get stale=true (default 300)\n"
+	      "      --digest-algorithms sha-256,md5|md5|sha-256\n"
+	      "                       digest algorithms offered in a 401, one\n"
+	      "                       challenge each, SHA-256 first (default\n"
+	      "                       both; md5 for phones that stop at the\n"
+	      "                       first challenge they cannot compute)\n"
 	      "      --tls-cert FILE  certificate (PEM) for tls: and wss:\n"
 	      "                       listeners\n"
 	      "      --tls-key FILE   its private key (PEM)\n"
@@ -111,6 +118,8 @@ static const struct {
 	{NULL, "--min-expires", "registrar", "min_expires"},
 	{NULL, "--max-expires", "registrar", "max_expires"},
 	{NULL, "--default-expires", "registrar", "default_expires"},
+	{NULL, "--nonce-lifetime", "server", "nonce_lifetime"},
+	{NULL, "--digest-algorithms", "server", "digest_algorithms"},
 	{NULL, "--tls-cert", "tls", "cert"},
 	{NULL, "--tls-key", "tls", "key"},
 	{NULL, "--tls-ca", "tls", "ca"},
@@ -415,6 +424,13 @@ static int open_services(struct sipd_main *m)
 	dc.secret_len = sizeof(secret);
 	dc.ha1 = sip_userdb_ha1_cb;
 	dc.ha1_arg = m->userdb;
+	dc.nonce_lifetime = c->nonce_lifetime;
+	dc.algs = (c->digest_algs & CFG_DIGEST_MD5
+			   ? SIP_DIGEST_ALG_BIT(SIP_DIGEST_MD5)
+			   : 0) |
+		  (c->digest_algs & CFG_DIGEST_SHA256
+			   ? SIP_DIGEST_ALG_BIT(SIP_DIGEST_SHA256)
+			   : 0);
 	r = sip_digest_create(&dc, &m->digest);
 	memset(secret, 0, sizeof(secret));
 	if (r < 0)
@@ -527,6 +543,10 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 		needs_restart(m, CFG_K_MODE);
 	if (o->uas != n->uas)
 		needs_restart(m, CFG_K_UAS);
+	if (o->nonce_lifetime != n->nonce_lifetime)
+		needs_restart(m, CFG_K_NONCE_LIFETIME);
+	if (o->digest_algs != n->digest_algs)
+		needs_restart(m, CFG_K_DIGEST_ALGORITHMS);
 	if (strcmp(o->tls_cert, n->tls_cert) != 0)
 		needs_restart(m, CFG_K_TLS_CERT);
 	if (strcmp(o->tls_key, n->tls_key) != 0)
@@ -540,6 +560,8 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 	memcpy(n->db, o->db, sizeof(n->db));
 	n->mode = o->mode;
 	n->uas = o->uas;
+	n->nonce_lifetime = o->nonce_lifetime;
+	n->digest_algs = o->digest_algs;
 	memcpy(n->tls_cert, o->tls_cert, sizeof(n->tls_cert));
 	memcpy(n->tls_key, o->tls_key, sizeof(n->tls_key));
 	memcpy(n->tls_ca, o->tls_ca, sizeof(n->tls_ca));

@@ -51,6 +51,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.min_expires, 60);
 	assert_int_equal(c.default_expires, 3600);
 	assert_int_equal(c.max_expires, 7200);
+	assert_int_equal(c.nonce_lifetime, 300);
+	assert_int_equal(c.digest_algs, CFG_DIGEST_MD5 | CFG_DIGEST_SHA256);
 	assert_int_equal(c.log_level, CFG_LOG_INFO);
 	assert_int_equal(c.log_format, CFG_LOG_TEXT);
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
@@ -69,6 +71,8 @@ static void test_every_key(void **state)
 			       "auth = off\n"
 			       "mode = registrar\n"
 			       "uas = on\n"
+			       "nonce_lifetime = 5\n"
+			       "digest_algorithms = MD5\n"
 			       "[registrar]\n"
 			       "min_expires = 30\n"
 			       "max_expires = 600\n"
@@ -90,6 +94,8 @@ static void test_every_key(void **state)
 	assert_false(c.auth);
 	assert_int_equal(c.mode, CFG_MODE_REGISTRAR);
 	assert_true(c.uas);
+	assert_int_equal(c.nonce_lifetime, 5);
+	assert_int_equal(c.digest_algs, CFG_DIGEST_MD5);
 	assert_int_equal(c.min_expires, 30);
 	assert_int_equal(c.max_expires, 600);
 	assert_int_equal(c.default_expires, 300);
@@ -101,7 +107,7 @@ static void test_every_key(void **state)
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_true(c.set[k]);
 	assert_int_equal(c.line[CFG_K_WORKERS], 3);
-	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 19);
+	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 21);
 	assert_int_equal(cfg_validate(&c, &errs), 0);
 }
 
@@ -210,6 +216,14 @@ static void test_value_errors(void **state)
 		  "expected a number 1..604800");
 	one_error("[registrar]\nmax_expires = 604801\n", 2, 15,
 		  "expected a number 1..604800");
+	one_error("[server]\nnonce_lifetime = 0\n", 2, 18,
+		  "expected a number 1..86400");
+	one_error("[server]\nnonce_lifetime = 86401\n", 2, 18,
+		  "expected a number 1..86400");
+	one_error("[server]\ndigest_algorithms = sha1\n", 2, 21,
+		  "expected sha-256, md5, or both: sha-256,md5");
+	one_error("[server]\ndigest_algorithms = ,\n", 2, 21,
+		  "expected sha-256, md5, or both: sha-256,md5");
 	one_error("[log]\nlevel = verbose\n", 2, 9,
 		  "expected error, warn, info, debug or trace");
 	one_error("[log]\nformat = xml\n", 2, 10, "expected text or json");
@@ -345,7 +359,15 @@ static void test_flags_override(void **state)
 	assert_int_equal(
 		cfg_set(&flags, "server", "colour", "red", err, sizeof(err)),
 		-ENOENT);
+	assert_int_equal(cfg_set(&flags, "server", "digest_algorithms",
+				 "sha-256, md5", err, sizeof(err)),
+			 0);
+	assert_int_equal(flags.digest_algs, CFG_DIGEST_MD5 | CFG_DIGEST_SHA256);
+	assert_int_equal(cfg_set(&flags, "server", "digest_algorithms",
+				 "sha-256", err, sizeof(err)),
+			 0);
 	cfg_merge(&c, &flags);
+	assert_int_equal(c.digest_algs, CFG_DIGEST_SHA256);
 	/* a list from the flags replaces the file's list */
 	assert_int_equal(c.nlisten, 1);
 	assert_string_equal(c.listen[0], "udp:127.0.0.1:5070");
