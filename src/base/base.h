@@ -66,6 +66,11 @@ extern const uint16_t sip_char_class[256];
 #define SIP_CC_PARAM 0x040u /**< paramchar: param-unreserved / unreserved */
 #define SIP_CC_HNV 0x080u   /**< hname/hvalue: hnv-unreserved / unreserved */
 #define SIP_CC_URIC 0x100u  /**< uric (RFC 2396) plus [ ] */
+/** parameter name or unquoted value: token plus the URI param-unreserved
+ * characters [ ] / : & $ (RFC 3261 §25.1) */
+#define SIP_CC_PNAME 0x200u
+/** what ends a plain run inside a header list: , " < */
+#define SIP_CC_LIST_SPECIAL 0x400u
 
 /** True when byte @p c is in every class of @p mask. */
 static inline bool sip_cc(char c, unsigned mask)

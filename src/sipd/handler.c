@@ -37,13 +37,25 @@ void sipd_handler_init(struct sipd_handler *h, bool uas, bool registrar)
 		h->limits.max_msg_size = SIPD_MAX_DATAGRAM;
 }
 
-static uint64_t fnv1a(uint64_t hash, sip_str s)
+/* A 64-bit hash of @p s folded into @p hash, eight bytes at a step (the
+ * tag is computed for every stateless answer: a byte-wise hash cost more
+ * than the rest of the answer's headers). */
+static uint64_t mix(uint64_t hash, sip_str s)
 {
-	for (size_t i = 0; i < s.len; i++) {
-		hash ^= (unsigned char)s.p[i];
-		hash *= 0x100000001b3ull;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t w;
+	size_t i = 0;
+
+	for (; i + 8 <= s.len; i += 8) {
+		memcpy(&w, s.p + i, 8);
+		hash = (hash ^ w) * k;
+		hash ^= hash >> 29;
 	}
-	return hash;
+	w = 0;
+	if (s.len > i)
+		memcpy(&w, s.p + i, s.len - i);
+	hash = (hash ^ w ^ s.len) * k;
+	return hash ^ (hash >> 32);
 }
 
 /*
@@ -62,8 +74,8 @@ sip_str sipd_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
 		const struct sip_hdr *hdr = sip_msg_hdr(msg, ids[i]);
 
 		if (hdr)
-			hash = fnv1a(hash, hdr->value);
-		hash = fnv1a(hash, SIP_STR_LIT("\n"));
+			hash = mix(hash, hdr->value);
+		hash = mix(hash, SIP_STR_LIT("\n"));
 	}
 	/* 16 lower-case hex digits and a NUL, as "%016llx" */
 	if (cap < 17)
@@ -80,13 +92,7 @@ sip_str sipd_to_tag(const struct sip_msg *msg, char *buf, size_t cap)
  * our answer. */
 static bool top_via(const struct sip_msg *msg, struct sip_via *via)
 {
-	const struct sip_hdr *hdr = sip_msg_hdr(msg, SIP_HDR_VIA);
-	sip_str cur, item;
-
-	if (!hdr)
-		return false;
-	cur = hdr->value;
-	return sip_list_next(&cur, &item) > 0 && sip_via_parse(item, via) == 0;
+	return sip_msg_top_via(msg, NULL, via) == 0;
 }
 
 /*

@@ -73,9 +73,30 @@ static int check_list(const struct sip_msg *m, enum sip_hdr_id id,
 	return 0;
 }
 
-static int via_parse(sip_str v, void *view)
+/* Every Via value parses; the top one was parsed by sip_msg_parse(). */
+static int check_vias(const struct sip_msg *m, struct sip_via *via,
+		      struct sip_error *err)
 {
-	return sip_via_parse(v, view);
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
+	bool first = true;
+
+	for (; h; h = sip_msg_hdr_next(m, h)) {
+		sip_str cur = h->value, item;
+		int rc;
+
+		while ((rc = sip_list_next(&cur, &item)) > 0) {
+			if (first && m->top_via_rc == 0) {
+				first = false;
+				continue;
+			}
+			first = false;
+			if (sip_via_parse(item, via) != 0)
+				return REJECT("Malformed Via header", h);
+		}
+		if (rc < 0)
+			return REJECT("Malformed Via header", h);
+	}
+	return 0;
 }
 
 static int contact_parse(sip_str v, void *view)
@@ -191,8 +212,7 @@ int sip_msg_check(const struct sip_msg *m, struct sip_error *err)
 		return REJECT("Malformed From header", from);
 	if (sip_addr_parse(to->value, &view.addr) != 0)
 		return REJECT("Malformed To header", to);
-	if ((rc = check_list(m, SIP_HDR_VIA, via_parse, &view,
-			     "Malformed Via header", err)) ||
+	if ((rc = check_vias(m, &view.via, err)) ||
 	    (rc = check_list(m, SIP_HDR_CONTACT, contact_parse, &view,
 			     "Malformed Contact header", err)) ||
 	    (rc = check_list(m, SIP_HDR_ROUTE, addr_parse, &view,

@@ -126,6 +126,11 @@ int sip_via_parse(sip_str value, struct sip_via *via)
 	sip_str cur = via->params, name, val;
 	int rc;
 	while ((rc = sip_param_next(&cur, &name, &val)) > 0) {
+		/* the names below are 3, 5, 6 and 8 long: skip the rest
+		 * (most extension params) without comparing */
+		if (name.len != 3 && name.len != 5 && name.len != 6 &&
+		    name.len != 8)
+			continue;
 		if (sip_str_ieq_c(name, "branch")) {
 			if (val.len == 0)
 				return -EBADMSG;

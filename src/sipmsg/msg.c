@@ -314,6 +314,22 @@ static void index_header(struct sip_msg *m, uint16_t idx)
 	m->last[id] = idx;
 }
 
+/* The first element of the first Via line, parsed. */
+static int parse_top_via(const struct sip_msg *m, sip_str *value,
+			 struct sip_via *via)
+{
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
+	sip_str cur;
+
+	*value = SIP_STR_NULL;
+	if (!h)
+		return -ENOENT;
+	cur = h->value;
+	if (sip_list_next(&cur, value) != 1)
+		return -EBADMSG;
+	return sip_via_parse(*value, via) == 0 ? 0 : -EBADMSG;
+}
+
 int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
 		  enum sip_transport_kind framing,
 		  const struct sip_limits *limits, struct sip_error *err)
@@ -337,6 +353,8 @@ int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
 	m->content_length = 0;
 	m->nhdrs = 0;
 	m->nvia = 0;
+	m->top_via_rc = -EAGAIN;
+	m->top_via_value = SIP_STR_NULL;
 	memset(m->first, 0xff, sizeof(m->first));
 
 	/* §7.5: ignore CRLFs before the start line. */
@@ -453,7 +471,28 @@ int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
 	}
 	m->body = (sip_str){buf + i, avail};
 	m->len = (size_t)(buf + i + avail - m->buf);
+	m->top_via_rc = parse_top_via(m, &m->top_via_value, &m->top_via);
 	return 0;
+}
+
+int sip_msg_top_via(const struct sip_msg *m, sip_str *value,
+		    struct sip_via *via)
+{
+	sip_str v;
+	struct sip_via tmp;
+	int rc;
+
+	if (m->top_via_rc != -EAGAIN) {
+		if (value)
+			*value = m->top_via_value;
+		if (via && m->top_via_rc == 0)
+			*via = m->top_via;
+		return m->top_via_rc;
+	}
+	rc = parse_top_via(m, &v, via ? via : &tmp);
+	if (value)
+		*value = v;
+	return rc;
 }
 
 const struct sip_hdr *sip_msg_hdr(const struct sip_msg *m, enum sip_hdr_id id)

@@ -170,6 +170,32 @@ enum sip_transport_kind {
 	SIP_FRAMING_STREAM, /**< TCP/TLS/WS: Content-Length mandatory   */
 };
 
+enum sip_host_kind {
+	SIP_HOST_NONE = 0,
+	SIP_HOST_NAME,
+	SIP_HOST_IPV4,
+	SIP_HOST_IPV6, /**< host slice includes the [ ] brackets */
+};
+
+/** One Via value (§20.42). */
+struct sip_via {
+	sip_str protocol;  /**< "SIP/2.0"                           */
+	sip_str transport; /**< "UDP", "TCP", ... as written         */
+	sip_str host;	   /**< with [ ] for IPv6                    */
+	enum sip_host_kind host_kind;
+	bool has_port;
+	uint16_t port;
+	sip_str branch;
+	sip_str received;
+	bool has_rport;
+	bool rport_value; /**< rport=N present                    */
+	uint16_t rport;
+	sip_str maddr;
+	bool has_ttl;
+	uint8_t ttl;
+	sip_str params; /**< all params, incl. the ones above     */
+};
+
 /**
  * A parsed SIP message. Plain data: everything points into the buffer given
  * to sip_msg_parse(). About 4 KiB; reuse one per worker on the hot path.
@@ -193,6 +219,15 @@ struct sip_msg {
 	sip_str body;
 	bool has_content_length;
 	uint32_t content_length;
+
+	/** The top Via value (first element of the first Via line) and
+	 * its parse, made once by sip_msg_parse() for the checks, the
+	 * transaction layer and the response writer: read them with
+	 * sip_msg_top_via(). */
+	sip_str top_via_value;
+	int top_via_rc; /**< 0, -ENOENT (no Via), -EBADMSG, -EAGAIN (not
+			     parsed: the message did not parse)     */
+	struct sip_via top_via;
 
 	uint16_t nhdrs;
 	uint16_t nvia; /**< number of Via values (commas counted)      */
@@ -220,6 +255,16 @@ struct sip_msg {
 int sip_msg_parse(struct sip_msg *msg, const char *buf, size_t len,
 		  enum sip_transport_kind framing,
 		  const struct sip_limits *limits, struct sip_error *err);
+
+/**
+ * The top Via of @p msg: its value (the first element of the first Via
+ * line) into @p value and its parse into @p via (either may be NULL). Uses
+ * the parse sip_msg_parse() made; after a failed sip_msg_parse() the
+ * headers indexed so far are parsed now.
+ * @return 0, -ENOENT (no Via), -EBADMSG (the top Via does not parse).
+ */
+int sip_msg_top_via(const struct sip_msg *msg, sip_str *value,
+		    struct sip_via *via);
 
 /** First header with @p id, or NULL. */
 const struct sip_hdr *sip_msg_hdr(const struct sip_msg *msg,
@@ -291,13 +336,6 @@ enum sip_uri_scheme {
 	SIP_URI_TEL,
 };
 
-enum sip_host_kind {
-	SIP_HOST_NONE = 0,
-	SIP_HOST_NAME,
-	SIP_HOST_IPV4,
-	SIP_HOST_IPV6, /**< host slice includes the [ ] brackets */
-};
-
 struct sip_uri {
 	enum sip_uri_scheme scheme;
 	sip_str scheme_str; /**< as written                               */
@@ -358,25 +396,6 @@ int sip_unquote(sip_str quoted, char *out, size_t cap);
 /* ------------------------------------------------------------------------ */
 /* Header views                                                             */
 /* ------------------------------------------------------------------------ */
-
-/** One Via value (§20.42). */
-struct sip_via {
-	sip_str protocol;  /**< "SIP/2.0"                           */
-	sip_str transport; /**< "UDP", "TCP", ... as written         */
-	sip_str host;	   /**< with [ ] for IPv6                    */
-	enum sip_host_kind host_kind;
-	bool has_port;
-	uint16_t port;
-	sip_str branch;
-	sip_str received;
-	bool has_rport;
-	bool rport_value; /**< rport=N present                    */
-	uint16_t rport;
-	sip_str maddr;
-	bool has_ttl;
-	uint8_t ttl;
-	sip_str params; /**< all params, incl. the ones above     */
-};
 
 /** Parse one Via value (an element from sip_list_next). @return 0 / -EBADMSG */
 int sip_via_parse(sip_str value, struct sip_via *via);

@@ -38,6 +38,14 @@ int sip_list_next(sip_str *cursor, sip_str *item)
 		return 0;
 	}
 	while (i < s.len && s.p[i] != ',') {
+		/* the plain run up to the next , " or < in one tight loop */
+		if (!sip_cc(s.p[i], SIP_CC_LIST_SPECIAL)) {
+			i++;
+			while (i < s.len &&
+			       !sip_cc(s.p[i], SIP_CC_LIST_SPECIAL))
+				i++;
+			continue;
+		}
 		if (s.p[i] == '"') {
 			i = skip_quoted(s, i);
 			if (i == 0)
@@ -73,19 +81,7 @@ int sip_list_next(sip_str *cursor, sip_str *item)
  * the URI param-unreserved set (RFC 3261 §25.1). */
 static bool is_param_char(char c)
 {
-	if (sip_is_token_char(c))
-		return true;
-	switch (c) {
-	case '[':
-	case ']':
-	case '/':
-	case ':':
-	case '&':
-	case '$':
-		return true;
-	default:
-		return false;
-	}
+	return sip_cc(c, SIP_CC_PNAME);
 }
 
 int sip_param_next(sip_str *cursor, sip_str *name, sip_str *value)

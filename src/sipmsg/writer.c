@@ -126,10 +126,14 @@ static void copy_all(struct sip_writer *w, const struct sip_msg *m,
 static void put_top_via(struct sip_writer *w, sip_str item,
 			const struct sip_via_rcvd *rcvd)
 {
-	struct sip_via via;
+	/* No ';' can come before the parameters (sent-protocol and
+	 * sent-by have none), so they start at the first one; the rest of
+	 * the Via is copied as it is. */
+	const char *semi = memchr(item.p, ';', item.len);
 	sip_str cur, name, val;
+	int rc;
 
-	if (sip_via_parse(item, &via) != 0 || via.params.len == 0) {
+	if (!semi) {
 		put_s(w, item);
 		if (rcvd->received.len) {
 			PUT_LIT(w, ";received=");
@@ -137,9 +141,9 @@ static void put_top_via(struct sip_writer *w, sip_str item,
 		}
 		return;
 	}
-	put(w, item.p, (size_t)(via.params.p - item.p));
-	cur = via.params;
-	while (sip_param_next(&cur, &name, &val) > 0) {
+	put(w, item.p, (size_t)(semi - item.p));
+	cur = (sip_str){semi, item.len - (size_t)(semi - item.p)};
+	while ((rc = sip_param_next(&cur, &name, &val)) > 0) {
 		if (rcvd->received.len && sip_str_ieq_c(name, "received"))
 			continue;
 		put(w, ";", 1);
@@ -153,6 +157,8 @@ static void put_top_via(struct sip_writer *w, sip_str item,
 			put_s(w, val);
 		}
 	}
+	if (rc < 0) /* a malformed parameter: the rest as received */
+		put_s(w, cur);
 	if (rcvd->received.len) {
 		PUT_LIT(w, ";received=");
 		put_s(w, rcvd->received);

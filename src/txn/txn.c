@@ -429,15 +429,7 @@ struct msgkey {
 
 static int top_via(const struct sip_msg *m, sip_str *value, struct sip_via *v)
 {
-	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
-	sip_str cur;
-
-	if (!h)
-		return -EBADMSG;
-	cur = h->value;
-	if (sip_list_next(&cur, value) != 1)
-		return -EBADMSG;
-	return sip_via_parse(*value, v) == 0 ? 0 : -EBADMSG;
+	return sip_msg_top_via(m, value, v) == 0 ? 0 : -EBADMSG;
 }
 
 static int addr_tag(const struct sip_msg *m, enum sip_hdr_id id, sip_str *tag)

@@ -544,6 +544,70 @@ static void test_verdicts(void **state)
 	assert_int_equal(verdict_of(req, SIP_ROLE_PROXY, &caps), 483);
 }
 
+/* The top Via parsed once by sip_msg_parse(), and after a failed parse. */
+static void test_top_via(void **state)
+{
+	static struct sip_msg m;
+	struct sip_error err;
+	struct sip_via via;
+	sip_str value;
+	(void)state;
+
+	static const char good[] =
+		"OPTIONS sip:a@h SIP/2.0\r\n"
+		"Via: SIP/2.0/TCP h1:5070;branch=z9hG4bKa, SIP/2.0/UDP h2\r\n"
+		"Via: SIP/2.0/UDP h3;branch=z9hG4bKc\r\n"
+		"To: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
+	parse_ok(&m, good, sizeof(good) - 1);
+	assert_int_equal(sip_msg_top_via(&m, &value, &via), 0);
+	assert_str(value, "SIP/2.0/TCP h1:5070;branch=z9hG4bKa");
+	assert_str(via.branch, "z9hG4bKa");
+	assert_int_equal(via.port, 5070);
+	assert_int_equal(sip_msg_check(&m, &err), 0);
+
+	/* a bad top Via: the message parses, the check answers 400 */
+	static const char bad_top[] =
+		"OPTIONS sip:a@h SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP ;branch=z9hG4bKa\r\n"
+		"To: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
+	parse_ok(&m, bad_top, sizeof(bad_top) - 1);
+	assert_int_equal(sip_msg_top_via(&m, NULL, &via), -EBADMSG);
+	assert_int_equal(sip_msg_check(&m, &err), -EBADMSG);
+	assert_int_equal(err.status, 400);
+	assert_string_equal(err.reason, "Malformed Via header");
+
+	/* a bad second Via is still found */
+	static const char bad_second[] =
+		"OPTIONS sip:a@h SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP h1;branch=z9hG4bKa, SIP/2.0/UDP\r\n"
+		"To: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
+	parse_ok(&m, bad_second, sizeof(bad_second) - 1);
+	assert_int_equal(sip_msg_top_via(&m, NULL, NULL), 0);
+	assert_int_equal(sip_msg_check(&m, &err), -EBADMSG);
+	assert_string_equal(err.reason, "Malformed Via header");
+
+	/* no Via */
+	static const char none[] =
+		"OPTIONS sip:a@h SIP/2.0\r\n"
+		"To: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\n\r\n";
+	parse_ok(&m, none, sizeof(none) - 1);
+	assert_int_equal(sip_msg_top_via(&m, &value, NULL), -ENOENT);
+
+	/* a message that does not parse: the Via indexed before the defect
+	 * is parsed on demand */
+	static const char broken[] = "OPTIONS sip:a@h SIP/2.0\r\n"
+				     "Via: SIP/2.0/UDP h9;branch=z9hG4bKz\r\n"
+				     "Content-Length: x\r\n\r\n";
+	assert_true(sip_msg_parse(&m, broken, sizeof(broken) - 1,
+				  SIP_FRAMING_DATAGRAM, NULL, &err) < 0);
+	assert_int_equal(sip_msg_top_via(&m, &value, &via), 0);
+	assert_str(via.host, "h9");
+}
+
 static void test_writer(void **state)
 {
 	(void)state;
@@ -601,6 +665,21 @@ static void test_writer(void **state)
 		   "SIP/2.0/UDP h1;branch=z9hG4bK1;received=192.0.2.7, "
 		   "SIP/2.0/UDP h2;branch=z9hG4bK2");
 
+	/* a malformed parameter: what follows it is kept as received */
+	static const char bad_param[] =
+		"OPTIONS sip:a@h SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP h1;branch=z9hG4bK1;rport;=x;y\r\n"
+		"To: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nCall-ID: c\r\n"
+		"CSeq: 1 OPTIONS\r\n\r\n";
+	parse_ok(&req2, bad_param, sizeof(bad_param) - 1);
+	sip_wr_init(&w, buf, sizeof(buf));
+	sip_wr_response_to_rcvd(&w, &req2, 400, NULL, SIP_STR_NULL, &rcvd);
+	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
+	assert_true(n > 0 && (size_t)n < sizeof(buf));
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "Via: SIP/2.0/UDP h1;branch=z9hG4bK1;"
+				    "rport=5099;=x;y;received=192.0.2.7\r\n"));
+
 	/* a request with a body */
 	sip_wr_init(&w, buf, sizeof(buf));
 	sip_wr_request_line(&w, SIP_STR_LIT("MESSAGE"), SIP_STR_LIT("sip:b@h"));
@@ -638,6 +717,7 @@ int main(void)
 		cmocka_unit_test(test_auth_ctype),
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_top_via),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,6 +243,21 @@ static void test_param_find(void **state)
 	assert_int_equal(sip_param_find(SIP_STR_NULL, "a", &v), 0);
 }
 
+/* The table bits the helpers rely on, against their definitions. */
+static void test_char_classes(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		bool pname = sip_is_token_char((char)c) ||
+			     (c && strchr("[]/:&$", c) != NULL);
+		bool special = c == ',' || c == '"' || c == '<';
+
+		if (sip_cc((char)c, SIP_CC_PNAME) != pname ||
+		    sip_cc((char)c, SIP_CC_LIST_SPECIAL) != special)
+			fail_msg("character class of byte %d", c);
+	}
+}
+
 static void test_unquote(void **state)
 {
 	(void)state;
@@ -288,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_param_errors),
 		cmocka_unit_test(test_param_find),
 		cmocka_unit_test(test_unquote),
+		cmocka_unit_test(test_char_classes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
