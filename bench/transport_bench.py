@@ -179,8 +179,9 @@ class Bench:
     # -- UDP ---------------------------------------------------------------
     def udp(self):
         s = self.a.seconds
+        win = str(self.a.udp_window)
         load = lambda t: [self.b("udp_load"), "--target", t, "--window",
-                          "256", "--sockets", "8", "--duration", str(s)]
+                          win, "--sockets", "8", "--duration", str(s)]
         r = {}
         srv = Server([self.b("udp_echo"), "--listen", "127.0.0.1:0",
                       "--duration", str(s + 30)], SERVER_CPU, self.tmp,
@@ -190,7 +191,7 @@ class Bench:
         finally:
             srv.stop()
         self.row("UDP OPTIONS -> udp_echo (ceiling)", r["echo"]["rate"],
-                 "req/s", "udp_echo / udp_load --window 256 --sockets 8",
+                 "req/s", "udp_echo / udp_load --window %s --sockets 8" % win,
                  "echo CPU %.0f%%" % (100 * r["echo"]["server_cpu"]))
         for w, cpus in ((1, SERVER_CPU), (2, "0,1")):
             srv = self.sipd(w, ["udp:127.0.0.1:0"], cpus=cpus)
@@ -436,6 +437,8 @@ def main():
     ap.add_argument("--soak-limit", type=float, default=600,
                     help="the soak stops starting connections after this")
     ap.add_argument("--only", default="udp,calls,stream,idle,hs,soak")
+    ap.add_argument("--udp-window", type=int, default=256,
+                    help="requests in flight of the UDP load")
     ap.add_argument("--perf", action="store_true",
                     help="perf record -g sipd (1 worker) during the UDP run")
     ap.add_argument("--json", default=os.path.join(HERE, "results",
