@@ -789,11 +789,11 @@ plot '%s' using 0:2:xtic(1) with boxes lc rgb "#3572b0" title "sipd", \\
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--users", type=int, default=100000)
-    ap.add_argument("--mem-users", type=int, default=1000000)
+    ap.add_argument("--seconds", type=int)
+    ap.add_argument("--users", type=int)
+    ap.add_argument("--mem-users", type=int)
     ap.add_argument("--only", default="reg,auth,mem,calls,sipp")
-    ap.add_argument("--max-trials", type=int, default=7)
+    ap.add_argument("--max-trials", type=int)
     ap.add_argument("--start-rate", type=int, default=0,
                     help="first rate of every search (default per case)")
     ap.add_argument("--kamailio-mem", type=int, default=4096)
@@ -807,8 +807,13 @@ def main():
     ap.add_argument("--png", default=os.path.join(HERE, "results",
                                                   "sidebyside.png"))
     a = ap.parse_args()
+    # defaults, and those of --smoke; options given win over both
+    for k, full, smoke in (("seconds", 20, 2), ("users", 100000, 1000),
+                           ("mem_users", 1000000, 10000),
+                           ("max_trials", 7, 3)):
+        if getattr(a, k) is None:
+            setattr(a, k, smoke if a.smoke else full)
     if a.smoke:
-        a.seconds, a.users, a.mem_users, a.max_trials = 2, 1000, 10000, 3
         a.kamailio_mem = min(a.kamailio_mem, 256)
     if a.report:
         with open(a.report) as f:
@@ -823,7 +828,8 @@ def main():
     cases = [c for c in a.only.split(",") if c]
     bad = [c for c in cases if c not in ("reg", "auth", "mem", "calls",
                                          "sipp")]
-    if bad or a.seconds < 1 or a.users < 1 or a.mem_users < 1:
+    if (bad or a.seconds < 1 or a.users < 1 or a.mem_users < 1 or
+            a.max_trials < 1):
         ap.error("bad --only, --seconds or user count")
     missing = [p for p in ("taskset", "kamailio", "kamcmd")
                if not shutil.which(p)]
