@@ -296,7 +296,8 @@ class Kamailio:
         out = {"pss_kib": pss_kib(srv.pids())}
         p = subprocess.run(["kamcmd", "-s", srv.ctl, "core.shmmem"],
                            capture_output=True, text=True, timeout=10)
-        for key in ("used", "real_used", "total"):
+        # binrpc integers are 32 bits: "total" (-m) reads 0 at 4 GiB
+        for key in ("used", "real_used"):
             m = re.search(r"\b%s:\s*(\d+)" % key, p.stdout)
             if m:
                 out["shm_" + key] = int(m.group(1))
