@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test unit asan fuzz lint format format-check tidy cppcheck bench bench-soak clean
+.PHONY: all deps build run test unit asan fuzz lint format format-check tidy cppcheck bench bench-soak bench-sidebyside clean
 
 all: build
 
@@ -66,6 +66,20 @@ bench: build
 	@if [ -x ./$(BUILD)/location_bench ]; then ./$(BUILD)/location_bench; fi
 	./bench/transport_bench.py --build $(BUILD) --seconds $(BENCH_SECONDS) \
 	  --soak-count $(SOAK_COUNT)
+	$(MAKE) bench-sidebyside
+
+# sipd beside Kamailio 5.6 (bench/kamailio/): REGISTER/s with and without
+# digest, bytes per binding, calls/s through the record-routing proxy, and
+# a SIPp cross-check. SIDEBYSIDE_SECONDS per run of the rate search.
+SIDEBYSIDE_SECONDS ?= 20
+SIDEBYSIDE_USERS ?= 100000
+SIDEBYSIDE_MEM_USERS ?= 1000000
+SIDEBYSIDE_ONLY ?= reg,auth,mem,calls,sipp
+SIDEBYSIDE_ARGS ?=
+bench-sidebyside: build
+	./bench/sidebyside.py --build $(BUILD) --seconds $(SIDEBYSIDE_SECONDS) \
+	  --users $(SIDEBYSIDE_USERS) --mem-users $(SIDEBYSIDE_MEM_USERS) \
+	  --only $(SIDEBYSIDE_ONLY) $(SIDEBYSIDE_ARGS)
 
 # The TLS churn soak alone: SOAK_COUNT connections, 1 in 10 reset mid-handshake.
 bench-soak: build

@@ -4,7 +4,8 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang clang-format clang-tidy cppcheck
 libclang-rt-14-dev llvm libuv1-dev libssl-dev libsqlite3-dev libc-ares-dev
-libcmocka-dev python3 nodejs node-ws openssl sip-tester baresip"
+libcmocka-dev python3 nodejs node-ws openssl sip-tester baresip kamailio
+kamailio-sqlite-modules gnuplot-nox"
 missing=""
 for p in $PKGS; do
 	# Node.js from another source than Debian: the command is what

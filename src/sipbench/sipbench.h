@@ -67,6 +67,7 @@ enum sb_field {
 	SB_F_RURI,	 /**< {ruri}    Request-URI                */
 	SB_F_TOTAG,	 /**< {totag}   ";tag=..." or empty        */
 	SB_F_AUTH,	 /**< {auth}    a whole header line or empty */
+	SB_F_ROUTE,	 /**< {route}   a Route header line or empty */
 	SB_F__COUNT
 };
 

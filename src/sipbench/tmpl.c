@@ -13,7 +13,7 @@ static const char *const field_names[SB_F__COUNT] = {
 	[SB_F_USER] = "user",	  [SB_F_TO] = "to",
 	[SB_F_LHOST] = "lhost",	  [SB_F_LPORT] = "lport",
 	[SB_F_RURI] = "ruri",	  [SB_F_TOTAG] = "totag",
-	[SB_F_AUTH] = "auth",
+	[SB_F_AUTH] = "auth",	  [SB_F_ROUTE] = "route",
 };
 
 const char *sb_field_name(enum sb_field f)

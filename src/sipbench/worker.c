@@ -70,6 +70,7 @@ struct uac {
 	uint8_t totag_len;
 	uint8_t rtarget_len;
 	uint16_t auth_len;
+	uint16_t route_len;
 	uint16_t via;
 	uint32_t user;
 	uint32_t gen;
@@ -83,6 +84,7 @@ struct uac {
 	char totag[64];
 	char rtarget[128];
 	char auth[416];
+	char route[256]; /* "Route: ...\r\n" from the 2xx's Record-Route */
 };
 
 struct uas {
@@ -554,6 +556,10 @@ static int uac_send(struct sb_worker *w, struct uac *s, enum msg_kind kind,
 	else
 		v[SB_F_RURI] = sip_str_c(w->ruri_first);
 	v[SB_F_TOTAG] = (sip_str){s->totag, s->totag_len};
+	/* The ACK of a non-2xx goes where the INVITE went: no route set. */
+	v[SB_F_ROUTE] = (kind == K_ACK && gen != s->gen) || kind == K_BYE
+				? (sip_str){s->route, s->route_len}
+				: SIP_STR_NULL;
 	v[SB_F_AUTH] = kind == K_ACK && gen == s->invite_gen
 			       ? SIP_STR_NULL
 			       : (sip_str){s->auth, s->auth_len};
@@ -793,6 +799,37 @@ static struct uac *uac_find(struct sb_worker *w, sip_str branch, uint32_t *gen)
 	return &w->uac[id & 0xffffff];
 }
 
+/* The route set of a 2xx (RFC 3261 §12.1.2): its Record-Route values in
+ * reverse order, kept as one "Route:" line for the ACK and the BYE. A set
+ * too long for the slot is left out. */
+static void copy_route(struct uac *s, const struct sip_msg *m)
+{
+	sip_str rr[8], cur, item;
+	unsigned n = 0;
+	size_t len;
+
+	s->route_len = 0;
+	for (const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_RECORD_ROUTE); h;
+	     h = sip_msg_hdr_next(m, h)) {
+		cur = h->value;
+		while (sip_list_next(&cur, &item) == 1) {
+			if (n == sizeof(rr) / sizeof(rr[0]))
+				return;
+			rr[n++] = item;
+		}
+	}
+	if (!n)
+		return;
+	len = put(s->route, "Route: ", 7);
+	while (n--) {
+		if (len + rr[n].len + 4 > sizeof(s->route))
+			return;
+		len += put(s->route + len, rr[n].p, rr[n].len);
+		len += put(s->route + len, n ? ", " : "\r\n", 2);
+	}
+	s->route_len = (uint16_t)len;
+}
+
 static void copy_dialog(struct uac *s, const struct sip_msg *m)
 {
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_TO);
@@ -931,6 +968,7 @@ static void uac_response(struct sb_worker *w, const struct sip_msg *m,
 		}
 		copy_dialog(s, m);
 		if (st < 300) {
+			copy_route(s, m);
 			s->lat_us = now - s->start_us;
 			s->inv_cseq = s->cseq;
 			if (uac_send(w, s, K_ACK, ++w->seq, s->cseq) < 0) {
@@ -985,8 +1023,15 @@ static int respond(struct sb_worker *w, const struct sip_msg *req,
 
 	sip_wr_init(&wr, out, cap);
 	sip_wr_response_to(&wr, req, status, sip_reason_phrase(status), totag);
-	if (contact)
+	if (contact) {
+		/* A dialog-creating response copies the Record-Route
+		 * headers of the request, in order (RFC 3261 §12.1.1). */
+		for (const struct sip_hdr *h =
+			     sip_msg_hdr(req, SIP_HDR_RECORD_ROUTE);
+		     h; h = sip_msg_hdr_next(req, h))
+			sip_wr_header(&wr, "Record-Route", h->value);
 		sip_wr_header(&wr, "Contact", sip_str_c(w->contact));
+	}
 	if (sdp)
 		len = sip_wr_finish(&wr, "application/sdp",
 				    (sip_str){w->sdp, w->sdp_len});
@@ -1640,14 +1685,14 @@ static int build_templates(struct sb_worker *w)
 		"Content-Length: %zu\r\n\r\n%s", via, c->domain, c->domain,
 		tparam, w->sdp_len, w->sdp);
 	COMPILE(K_ACK,
-		"ACK {ruri} SIP/2.0\r\n%s"
+		"ACK {ruri} SIP/2.0\r\n%s{route}"
 		"From: <sip:{user}@%s>;tag={ftag}\r\n"
 		"To: <sip:{to}@%s>{totag}\r\n"
 		"Call-ID: {callid}\r\n"
 		"CSeq: {cseq} ACK\r\n"
 		"{auth}Content-Length: 0\r\n\r\n", via, c->domain, c->domain);
 	COMPILE(K_BYE,
-		"BYE {ruri} SIP/2.0\r\n%s"
+		"BYE {ruri} SIP/2.0\r\n%s{route}"
 		"From: <sip:{user}@%s>;tag={ftag}\r\n"
 		"To: <sip:{to}@%s>{totag}\r\n"
 		"Call-ID: {callid}\r\n"

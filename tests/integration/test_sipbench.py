@@ -10,6 +10,9 @@ usage: test_sipbench.py SIPBENCH
 - `uas --register` registering its contact with digest first;
 - `call` against a responder that drops every 5th request: retransmissions
   happen and the calls still succeed;
+- `call` through a record-routing Python proxy to `uas`: the uas copies
+  Record-Route into its 180 and 200, the caller sends ACK and BYE to the
+  200's Contact with the route set as Route headers;
 - usage errors exit with 2.
 """
 import hashlib
@@ -193,6 +196,105 @@ class Responder:
         return p.get("qop") == "auth" and p.get("response") == want
 
 
+class RrProxy:
+    """A minimal stateless loose-routing UDP proxy between `call` and
+    `uas`: record-routes the INVITE, forwards every request to the uas
+    (pushing its own Via, popping its Route), every response back to the
+    caller (popping its Via). Counts what the route set looked like."""
+
+    def __init__(self, uas_target):
+        host, port = uas_target.rsplit(":", 1)
+        self.uas = (host, int(port))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.me = "<sip:127.0.0.1:%d;lr>" % self.port
+        self.callers = {}
+        self.counts = {"routed": 0, "unrouted": 0, "rr_echoed": 0,
+                       "rr_missing": 0}
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+    def loop(self):
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode().split("\r\n")
+            if lines[0].startswith("SIP/2.0"):
+                self.response(lines, body)
+            else:
+                self.request(lines, body, addr)
+
+    def request(self, lines, body, addr):
+        method = lines[0].split(" ")[0]
+        hdrs = lines[1:]
+        cid = [h for h in hdrs if h.lower().startswith("call-id:")][0]
+        self.callers[cid] = addr
+        routes = [h for h in hdrs if h.lower().startswith("route:")]
+        if method in ("ACK", "BYE"):
+            ok = len(routes) == 1 and routes[0] == "Route: " + self.me
+            self.counts["routed" if ok else "unrouted"] += 1
+        out = [lines[0], "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKp%d"
+               % (self.port, len(self.callers))]
+        out += [h for h in hdrs if not h.lower().startswith("route:")]
+        if method == "INVITE":
+            out.insert(2, "Record-Route: " + self.me)
+        self.sock.sendto(("\r\n".join(out) + "\r\n\r\n").encode() + body,
+                         self.uas)
+
+    def response(self, lines, body):
+        hdrs = lines[1:]
+        vias = [i for i, h in enumerate(hdrs) if h.lower().startswith("via:")]
+        del hdrs[vias[0]]
+        if "INVITE" in [h for h in hdrs if h.lower().startswith("cseq:")][0] \
+                and lines[0].split(" ")[1] in ("180", "200"):
+            rr = [h for h in hdrs if h.lower().startswith("record-route:")]
+            ok = rr == ["Record-Route: " + self.me]
+            self.counts["rr_echoed" if ok else "rr_missing"] += 1
+        cid = [h for h in hdrs if h.lower().startswith("call-id:")][0]
+        if cid in self.callers:
+            self.sock.sendto(("\r\n".join([lines[0]] + hdrs) +
+                              "\r\n\r\n").encode() + body, self.callers[cid])
+
+
+def test_call_through_rr_proxy():
+    uas = Uas("udp")
+    proxy = RrProxy(uas.target)
+    try:
+        res = run_bench(["call", "--target", proxy.target, "--rate", "50",
+                         "--duration", "2"])
+    finally:
+        proxy.stop()
+        ures = uas.stop()
+    c = proxy.counts
+    check(res["succeeded"] >= 50 and res["failed"] == 0,
+          "calls through the proxy", res)
+    check(ures["succeeded"] == res["succeeded"], "uas saw %d calls, call %d"
+          % (ures["succeeded"], res["succeeded"]), ures)
+    check(c["unrouted"] == 0 and c["routed"] >= 2 * res["succeeded"],
+          "ACK/BYE without the route set: %r" % c, res)
+    check(c["rr_missing"] == 0 and c["rr_echoed"] >= 2 * res["succeeded"],
+          "uas did not copy Record-Route: %r" % c, ures)
+    print("call through a record-routing proxy: %d calls, %d ACK/BYE "
+          "routed" % (res["succeeded"], c["routed"]))
+
+
 def test_call_against_uas(transport):
     uas = Uas(transport)
     try:
@@ -347,6 +449,7 @@ def main():
     test_usage()
     test_call_against_uas("udp")
     test_call_against_uas("tcp")
+    test_call_through_rr_proxy()
     test_options_v6()
     test_options()
     test_register_plain()
