@@ -38,9 +38,8 @@
 #define OPAQUE_TEXT_LEN 16
 #define SECRET_MIN 16
 #define SECRET_MAX 64
-#define NC_SHARDS 16
 #define DEFAULT_LIFETIME 300
-#define DEFAULT_NC_SLOTS 4096
+#define DEFAULT_NC_SLOTS (1u << 20)
 /* A nonce issued this far in our future is not fresh (clock steps). */
 #define CLOCK_SKEW 5
 
@@ -48,23 +47,16 @@
 /* Nonce-count tracker                                                      */
 /* ------------------------------------------------------------------------ */
 
-struct nc_slot {
-	uint8_t key[NONCE_MAC_LEN];
-	uint64_t ts;
-	uint32_t nc;
-	bool used;
-};
-
-struct nc_shard {
-	pthread_mutex_t lock;
-	struct nc_slot *slots;
-	size_t mask;  /* table size - 1 (a power of two) */
-	size_t count; /* used slots */
-	size_t max;   /* most nonces tracked */
-	uint64_t floor;
-	bool has_floor;
-};
-
+/*
+ * Every nonce carries a sequence number (the first half of its salt) and
+ * owns ring slot seq % slots from its challenge on: the slot holds the
+ * sequence number and the highest nc accepted, packed in one atomic word
+ * (seq << 32 | nc). A nonce whose slot a newer challenge took over is
+ * forgotten (stale=true: the client is challenged again), so the ring is a
+ * window over the latest challenges and costs O(1) per challenge and per
+ * verification, with no lock. Sized for the challenge rate times the time
+ * a client keeps using a nonce.
+ */
 enum { NC_OK = 0, NC_REPLAY, NC_FORGOTTEN };
 
 struct sip_digest {
@@ -81,7 +73,9 @@ struct sip_digest {
 	void *clock_arg;
 	sip_digest_rand_fn rand;
 	void *rand_arg;
-	struct nc_shard shards[NC_SHARDS];
+	_Atomic uint64_t *ring; /* seq << 32 | highest nc accepted */
+	size_t ring_mask;	/* slots - 1 (a power of two)       */
+	_Atomic uint32_t next_seq;
 
 	_Atomic uint64_t verified, ha1_lookups, ha1_derived, responses,
 		challenges, nc_evictions;
@@ -102,6 +96,20 @@ static uint64_t load64be(const uint8_t *p)
 	return v;
 }
 
+static uint32_t load32be(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static void store32be(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 static void store64be(uint8_t *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--) {
@@ -110,94 +118,32 @@ static void store64be(uint8_t *p, uint64_t v)
 	}
 }
 
-static size_t slot_home(const struct nc_shard *s, const uint8_t *key)
+/* Give the nonce with sequence number @p seq its ring slot. */
+static void nc_issue(struct sip_digest *d, uint32_t seq)
 {
-	/* The key is a MAC: any of its bytes are uniformly distributed. The
-	 * first byte picked the shard, so hash from the next ones. */
-	return (size_t)load64be(key + 1) & s->mask;
+	atomic_store_explicit(&d->ring[seq & d->ring_mask], (uint64_t)seq << 32,
+			      memory_order_relaxed);
 }
 
-/* Remove slot @p i with backward-shift deletion (linear probing). */
-static void slot_remove(struct nc_shard *s, size_t i)
+/* Accept @p nc for the nonce with sequence number @p seq, if it is higher
+ * than any accepted before and the nonce still owns its slot. */
+static int nc_record(struct sip_digest *d, uint32_t seq, uint32_t nc)
 {
-	size_t j = i;
+	_Atomic uint64_t *slot = &d->ring[seq & d->ring_mask];
+	uint64_t cur = atomic_load_explicit(slot, memory_order_relaxed);
 
-	s->slots[i].used = false;
-	s->count--;
 	for (;;) {
-		j = (j + 1) & s->mask;
-		if (!s->slots[j].used)
-			return;
-		size_t home = slot_home(s, s->slots[j].key);
-		/* Move j back to i unless its home lies in (i, j]. */
-		bool in_range = (i <= j) ? (home > i && home <= j)
-					 : (home > i || home <= j);
-		if (in_range)
-			continue;
-		s->slots[i] = s->slots[j];
-		s->slots[j].used = false;
-		i = j;
-	}
-}
-
-static void slot_evict_oldest(struct sip_digest *d, struct nc_shard *s)
-{
-	size_t oldest = 0;
-	bool found = false;
-
-	for (size_t i = 0; i <= s->mask; i++) {
-		if (s->slots[i].used &&
-		    (!found || s->slots[i].ts < s->slots[oldest].ts)) {
-			oldest = i;
-			found = true;
+		if ((uint32_t)(cur >> 32) != seq) {
+			count(&d->nc_evictions);
+			return NC_FORGOTTEN;
 		}
+		if (nc <= (uint32_t)cur)
+			return NC_REPLAY;
+		if (atomic_compare_exchange_weak_explicit(
+			    slot, &cur, ((uint64_t)seq << 32) | nc,
+			    memory_order_relaxed, memory_order_relaxed))
+			return NC_OK;
 	}
-	if (!found)
-		return;
-	if (!s->has_floor || s->slots[oldest].ts > s->floor)
-		s->floor = s->slots[oldest].ts;
-	s->has_floor = true;
-	slot_remove(s, oldest);
-	count(&d->nc_evictions);
-}
-
-/* Accept nc for the nonce with MAC @p key issued at @p ts, if it is higher
- * than any accepted before. */
-static int nc_record(struct sip_digest *d, const uint8_t *key, uint64_t ts,
-		     uint32_t nc)
-{
-	struct nc_shard *s = &d->shards[key[0] % NC_SHARDS];
-	size_t i;
-	int rc = NC_OK;
-
-	pthread_mutex_lock(&s->lock);
-	for (i = slot_home(s, key); s->slots[i].used; i = (i + 1) & s->mask) {
-		if (memcmp(s->slots[i].key, key, NONCE_MAC_LEN) != 0)
-			continue;
-		if (nc <= s->slots[i].nc)
-			rc = NC_REPLAY;
-		else
-			s->slots[i].nc = nc;
-		goto out;
-	}
-	if (s->has_floor && ts <= s->floor) {
-		rc = NC_FORGOTTEN;
-		goto out;
-	}
-	if (s->count >= s->max) {
-		slot_evict_oldest(d, s);
-		for (i = slot_home(s, key); s->slots[i].used;
-		     i = (i + 1) & s->mask)
-			;
-	}
-	memcpy(s->slots[i].key, key, NONCE_MAC_LEN);
-	s->slots[i].ts = ts;
-	s->slots[i].nc = nc;
-	s->slots[i].used = true;
-	s->count++;
-out:
-	pthread_mutex_unlock(&s->lock);
-	return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -230,20 +176,12 @@ static void mac(const struct sip_digest *d, const void *a, size_t alen,
 		memset(out, 0, 32);
 }
 
-static void shards_free(struct sip_digest *d, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		pthread_mutex_destroy(&d->shards[i].lock);
-		free(d->shards[i].slots);
-	}
-}
-
 int sip_digest_create(const struct sip_digest_config *cfg,
 		      struct sip_digest **out)
 {
 	static const char hex[] = "0123456789abcdef";
 	struct sip_digest *d;
-	size_t per_shard, cap = 4;
+	size_t want, cap = 4;
 	uint8_t key[32];
 
 	*out = NULL;
@@ -275,24 +213,17 @@ int sip_digest_create(const struct sip_digest_config *cfg,
 	}
 	d->dummy_password[2 * sizeof(key)] = '\0';
 
-	per_shard = ((cfg->nc_slots ? cfg->nc_slots : DEFAULT_NC_SLOTS) +
-		     NC_SHARDS - 1) /
-		    NC_SHARDS;
-	while (cap < 2 * per_shard)
+	want = cfg->nc_slots ? cfg->nc_slots : DEFAULT_NC_SLOTS;
+	while (cap < want && cap < (1u << 30))
 		cap *= 2;
-	for (size_t i = 0; i < NC_SHARDS; i++) {
-		struct nc_shard *s = &d->shards[i];
-
-		s->slots = calloc(cap, sizeof(*s->slots));
-		if (!s->slots || pthread_mutex_init(&s->lock, NULL) != 0) {
-			free(s->slots);
-			shards_free(d, i);
-			free(d);
-			return -ENOMEM;
-		}
-		s->mask = cap - 1;
-		s->max = per_shard;
+	/* calloc: pages are touched only as challenges reach them */
+	d->ring = calloc(cap, sizeof(*d->ring));
+	if (!d->ring) {
+		free(d);
+		return -ENOMEM;
 	}
+	d->ring_mask = cap - 1;
+	atomic_init(&d->next_seq, 1);
 	*out = d;
 	return 0;
 }
@@ -301,7 +232,7 @@ void sip_digest_destroy(struct sip_digest *d)
 {
 	if (!d)
 		return;
-	shards_free(d, NC_SHARDS);
+	free(d->ring);
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	OPENSSL_cleanse(d->dummy_password, sizeof(d->dummy_password));
 	free(d);
@@ -375,18 +306,28 @@ int sip_digest_nonce(struct sip_digest *d, sip_str realm, char *nonce,
 		     size_t cap)
 {
 	uint8_t raw[NONCE_RAW_LEN], full[32];
+	uint32_t seq;
 	int rc;
 
 	if (cap < NONCE_TEXT_LEN + 1 || realm.len > SIP_USERDB_DOMAIN_MAX)
 		return cap < NONCE_TEXT_LEN + 1 ? -ENOSPC : -EINVAL;
 	store64be(raw, now_sec(d));
+	/* salt: the sequence number (4 bytes, never 0), then 4 random */
 	if (d->rand)
-		rc = d->rand(d->rand_arg, raw + NONCE_TS_LEN, NONCE_SALT_LEN);
+		rc = d->rand(d->rand_arg, raw + NONCE_TS_LEN + 4,
+			     NONCE_SALT_LEN - 4);
 	else
-		rc = RAND_bytes(raw + NONCE_TS_LEN, NONCE_SALT_LEN) == 1 ? 0
-									 : -EIO;
+		rc = RAND_bytes(raw + NONCE_TS_LEN + 4, NONCE_SALT_LEN - 4) == 1
+			     ? 0
+			     : -EIO;
 	if (rc < 0)
 		return rc;
+	seq = atomic_fetch_add_explicit(&d->next_seq, 1, memory_order_relaxed);
+	if (seq == 0)
+		seq = atomic_fetch_add_explicit(&d->next_seq, 1,
+						memory_order_relaxed);
+	store32be(raw + NONCE_TS_LEN, seq);
+	nc_issue(d, seq);
 	nonce_mac(d, raw, realm, full);
 	memcpy(raw + NONCE_TS_LEN + NONCE_SALT_LEN, full, NONCE_MAC_LEN);
 	count(&d->challenges);
@@ -618,8 +559,7 @@ static enum sip_digest_result check_digest(struct sip_digest *d,
 			    "wrong password or unknown user");
 	if (expired)
 		return fail(info, SIP_DIGEST_STALE, "nonce expired");
-	switch (nc_record(d, raw + NONCE_TS_LEN + NONCE_SALT_LEN, ts,
-			  info->nc)) {
+	switch (nc_record(d, load32be(raw + NONCE_TS_LEN), info->nc)) {
 	case NC_REPLAY:
 		return fail(info, SIP_DIGEST_STALE,
 			    "nonce-count not increasing");

@@ -500,7 +500,7 @@ static void test_nc_replay(void **state)
 
 static void test_nc_eviction(void **state)
 {
-	/* 16 slots: one nonce per shard. */
+	/* 16 slots: the 16 latest challenges are tracked. */
 	struct fx *f = fx_new(16, 0);
 	struct sip_digest_stats st;
 	char nonces[200][64], c[1024];
@@ -510,24 +510,32 @@ static void test_nc_eviction(void **state)
 		fresh_nonce(f, nonces[i]);
 		f->now++;
 	}
-	for (int i = 0; i < 200; i++) {
-		creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM,
-		      "wonderland", nonces[i], 1, RURI);
-		assert_int_equal(check(f, c, NULL), SIP_DIGEST_OK);
-	}
-	sip_digest_stats_get(f->d, &st);
-	assert_true(st.nc_evictions >= 200 - 16);
-	/* Every nonce forgotten or still tracked: none accepts nc=1 again. */
-	for (int i = 0; i < 200; i++) {
+	/* the older ones were pushed out by newer challenges: stale */
+	for (int i = 0; i < 200 - 16; i++) {
 		creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM,
 		      "wonderland", nonces[i], 1, RURI);
 		assert_int_equal(check(f, c, NULL), SIP_DIGEST_STALE);
 	}
-	/* A nonce issued after the evictions is tracked normally. */
+	sip_digest_stats_get(f->d, &st);
+	assert_int_equal(st.nc_evictions, 200 - 16);
+	/* the latest 16 are tracked: nc=1 once, then only higher */
+	for (int i = 200 - 16; i < 200; i++) {
+		creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM,
+		      "wonderland", nonces[i], 1, RURI);
+		assert_int_equal(check(f, c, NULL), SIP_DIGEST_OK);
+		assert_int_equal(check(f, c, NULL), SIP_DIGEST_STALE);
+		creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM,
+		      "wonderland", nonces[i], 2, RURI);
+		assert_int_equal(check(f, c, NULL), SIP_DIGEST_OK);
+	}
+	/* a new challenge takes the slot of the oldest tracked one */
 	fresh_nonce(f, nonces[0]);
 	creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM, "wonderland",
 	      nonces[0], 1, RURI);
 	assert_int_equal(check(f, c, NULL), SIP_DIGEST_OK);
+	creds(c, sizeof(c), SIP_DIGEST_MD5, "alice", REALM, "wonderland",
+	      nonces[200 - 16], 3, RURI);
+	assert_int_equal(check(f, c, NULL), SIP_DIGEST_STALE);
 	fx_free(f);
 }
 
