@@ -63,6 +63,7 @@ struct pbranch {
 struct pcancel {
 	enum obj_kind kind;
 	struct pbranch *branch;
+	struct pcancel *next; /**< the call's CANCELs in flight */
 };
 
 struct pcall {
@@ -81,6 +82,7 @@ struct pcall {
 	struct target targets[PROXY_MAX_TARGETS];
 	unsigned ntargets, next_target;
 	struct pbranch *branches;
+	struct pcancel *cancels;
 	unsigned live_txns; /**< client transactions not terminated */
 	unsigned busy;	    /**< callbacks running on it            */
 	/* the answer so far */
@@ -560,6 +562,11 @@ static void call_free(struct pcall *c)
 		free(b->req);
 		free(b);
 	}
+	/* only at proxy_destroy(): their transactions are gone */
+	for (struct pcancel *pc = c->cancels, *n; pc; pc = n) {
+		n = pc->next;
+		free(pc);
+	}
 	targets_free(c->targets, c->ntargets);
 	free(c->best);
 	free(c->req);
@@ -593,7 +600,8 @@ static struct pcall *call_new(struct proxy *p, const struct sip_msg *m)
 
 		if (n >= sizeof(c->received))
 			n = 0;
-		memcpy(c->received, p->cur_rcvd->received.p, n);
+		if (n)
+			memcpy(c->received, p->cur_rcvd->received.p, n);
 		c->rcvd.received = (sip_str){c->received, n};
 		c->rcvd.rport = p->cur_rcvd->rport;
 		c->has_rcvd = true;
@@ -915,6 +923,8 @@ static void send_cancel(struct pbranch *b)
 	}
 	pc->kind = OBJ_CANCEL;
 	pc->branch = b;
+	pc->next = c->cancels;
+	c->cancels = pc;
 	c->live_txns++;
 	p->gone = NULL;
 	if (sip_txn_client_create(p->txns, p->cbuf, (size_t)n,
@@ -925,6 +935,7 @@ static void send_cancel(struct pbranch *b)
 	    p->gone != pc) {
 		/* refused before it existed: no callback ran */
 		c->live_txns--;
+		c->cancels = pc->next;
 		free(pc);
 	}
 }
@@ -1360,8 +1371,12 @@ static void txn_terminated_cb(struct sip_txn *txn, void *arg)
 	}
 	case OBJ_CANCEL: {
 		struct pcancel *pc = (struct pcancel *)(void *)k;
+		struct pcancel **pp;
 		c = pc->branch->call;
-		pc->kind = 0;
+		for (pp = &c->cancels; *pp && *pp != pc; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = pc->next;
 		free(pc);
 		c->live_txns--;
 		break;

@@ -22,8 +22,12 @@
 /* The hand-over queue: an intrusive MPSC list (Vyukov)                     */
 /* ------------------------------------------------------------------------ */
 
+struct hlink {
+	_Atomic(struct hlink *) next;
+};
+
 struct hnode {
-	_Atomic(struct hnode *) next;
+	struct hlink link; /* first: a node is its link */
 	unsigned transport;
 	struct sockaddr_storage src;
 	size_t len;
@@ -31,9 +35,9 @@ struct hnode {
 };
 
 struct hqueue {
-	_Atomic(struct hnode *) head; /* producers push here */
-	struct hnode *tail;	      /* the consumer pops here */
-	struct hnode stub;
+	_Atomic(struct hlink *) head; /* producers push here */
+	struct hlink *tail;	      /* the consumer pops here */
+	struct hlink stub;
 };
 
 static void hq_init(struct hqueue *q)
@@ -43,9 +47,9 @@ static void hq_init(struct hqueue *q)
 	q->tail = &q->stub;
 }
 
-static void hq_push(struct hqueue *q, struct hnode *n)
+static void hq_push(struct hqueue *q, struct hlink *n)
 {
-	struct hnode *prev;
+	struct hlink *prev;
 
 	atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
 	prev = atomic_exchange_explicit(&q->head, n, memory_order_acq_rel);
@@ -53,9 +57,9 @@ static void hq_push(struct hqueue *q, struct hnode *n)
 }
 
 /* @return a node, or NULL when empty or a push is halfway (*busy set). */
-static struct hnode *hq_pop(struct hqueue *q, bool *busy)
+static struct hlink *hq_pop_link(struct hqueue *q, bool *busy)
 {
-	struct hnode *tail = q->tail, *next;
+	struct hlink *tail = q->tail, *next;
 
 	*busy = false;
 	next = atomic_load_explicit(&tail->next, memory_order_acquire);
@@ -82,6 +86,11 @@ static struct hnode *hq_pop(struct hqueue *q, bool *busy)
 	}
 	*busy = true;
 	return NULL;
+}
+
+static struct hnode *hq_pop(struct hqueue *q, bool *busy)
+{
+	return (struct hnode *)(void *)hq_pop_link(q, busy);
 }
 
 #define HUB_MAX 64
@@ -475,7 +484,7 @@ void sipd_glue_response(struct sipd_glue *g, const struct sip_msg *msg,
 		copy_ss(&n->src, rx->src);
 		n->len = msg->len;
 		memcpy(n->buf, msg->buf, msg->len);
-		hq_push(&to->queue, n);
+		hq_push(&to->queue, &n->link);
 		uv_async_send(&to->wake);
 		atomic_fetch_add(&hub->handovers, 1);
 		o->note = "handed over";

@@ -185,18 +185,13 @@ static void bind_contact(struct fx *f, const char *aor, const char *contact,
 	assert_true(loc_store_save(f->store, &b) >= 0);
 }
 
-/* Feed a request (printf format, "\n" becomes CRLF) from the caller. */
-static struct proxy_outcome request(struct fx *f, const char *fmt, ...)
+/* Feed a request ("\n" becomes CRLF) from the caller. */
+static struct proxy_outcome request(struct fx *f, const char *text)
 {
-	char tmp[8192];
 	struct proxy_outcome o;
-	va_list ap;
 	size_t n = 0;
 
-	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	for (const char *c = tmp; *c && n + 2 < sizeof(f->req); c++) {
+	for (const char *c = text; *c && n + 2 < sizeof(f->req); c++) {
 		if (*c == '\n')
 			f->req[n++] = '\r';
 		f->req[n++] = *c;
