@@ -12,6 +12,7 @@
 
 #include "transport/transport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,9 +46,13 @@ static const struct keydef keys[CFG_NKEYS] = {
 	[CFG_K_TLS_CA] = {"tls", "ca", false},
 	[CFG_K_LOG_LEVEL] = {"log", "level", false},
 	[CFG_K_LOG_FORMAT] = {"log", "format", false},
+	[CFG_K_PROXY_ROUTE] = {"proxy", "route", true},
+	[CFG_K_PROXY_TRUSTED] = {"proxy", "trusted", true},
+	[CFG_K_PROXY_FORK_TIMEOUT] = {"proxy", "fork_timeout", false},
 };
 
-static const char *const sections[] = {"server", "registrar", "tls", "log"};
+static const char *const sections[] = {"server", "registrar", "tls", "log",
+				       "proxy"};
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
@@ -69,6 +74,8 @@ void cfg_init(struct cfg *c)
 	c->default_expires = 3600;
 	c->nonce_lifetime = 300;
 	c->digest_algs = CFG_DIGEST_MD5 | CFG_DIGEST_SHA256;
+	c->mode = CFG_MODE_PROXY;
+	c->fork_timeout = 30000;
 }
 
 const char *cfg_log_level_name(enum cfg_log_level l)
@@ -254,9 +261,52 @@ static int set_key(struct cfg *c, enum cfg_key k, const char *v, char *err,
 			c->uas = !strcmp(v, "on");
 		break;
 	case CFG_K_MODE:
-		if (strcmp(v, "registrar") != 0)
-			return expect(err, cap, "expected registrar");
-		c->mode = CFG_MODE_REGISTRAR;
+		if (!strcmp(v, "registrar"))
+			c->mode = CFG_MODE_REGISTRAR;
+		else if (!strcmp(v, "proxy"))
+			c->mode = CFG_MODE_PROXY;
+		else if (!strcmp(v, "redirect"))
+			c->mode = CFG_MODE_REDIRECT;
+		else
+			return expect(err, cap,
+				      "expected proxy, redirect or registrar");
+		break;
+	case CFG_K_PROXY_ROUTE: {
+		const char *eq = strchr(v, '=');
+
+		if (!eq || eq == v || !eq[1] || strlen(v) >= CFG_NAME_MAX)
+			return expect(err, cap,
+				      "expected DOMAIN=HOST[:PORT][;transport="
+				      "udp|tcp|tls],...");
+		if (c->nroutes >= CFG_MAX_ROUTES) {
+			expect(err, cap, "too many route values (at most %d)",
+			       CFG_MAX_ROUTES);
+			return -E2BIG;
+		}
+		memcpy(c->route[c->nroutes++], v, strlen(v) + 1);
+		break;
+	}
+	case CFG_K_PROXY_TRUSTED: {
+		unsigned char a[16];
+
+		if (strlen(v) >= CFG_URI_MAX ||
+		    (inet_pton(AF_INET, v, a) != 1 &&
+		     inet_pton(AF_INET6, v, a) != 1))
+			return expect(err, cap,
+				      "expected an IP address like 127.0.0.1");
+		if (c->ntrusted >= CFG_MAX_TRUSTED) {
+			expect(err, cap, "too many trusted values (at most %d)",
+			       CFG_MAX_TRUSTED);
+			return -E2BIG;
+		}
+		memcpy(c->trusted[c->ntrusted++], v, strlen(v) + 1);
+		break;
+	}
+	case CFG_K_PROXY_FORK_TIMEOUT:
+		if (parse_num(v, 600000, &n) < 0)
+			return expect(err, cap,
+				      "expected milliseconds 1..600000");
+		c->fork_timeout = n;
 		break;
 	case CFG_K_MIN_EXPIRES:
 	case CFG_K_MAX_EXPIRES:
@@ -395,6 +445,18 @@ void cfg_merge(struct cfg *base, const struct cfg *over)
 			break;
 		case CFG_K_LOG_FORMAT:
 			base->log_format = over->log_format;
+			break;
+		case CFG_K_PROXY_ROUTE:
+			memcpy(base->route, over->route, sizeof(base->route));
+			base->nroutes = over->nroutes;
+			break;
+		case CFG_K_PROXY_TRUSTED:
+			memcpy(base->trusted, over->trusted,
+			       sizeof(base->trusted));
+			base->ntrusted = over->ntrusted;
+			break;
+		case CFG_K_PROXY_FORK_TIMEOUT:
+			base->fork_timeout = over->fork_timeout;
 			break;
 		case CFG_NKEYS:
 			break;

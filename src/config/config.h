@@ -55,8 +55,14 @@ enum cfg_log_format {
 };
 
 enum cfg_mode {
-	CFG_MODE_REGISTRAR = 0,
+	CFG_MODE_REGISTRAR = 0, /**< REGISTER only                     */
+	CFG_MODE_PROXY,		/**< registrar and stateful proxy (default) */
+	CFG_MODE_REDIRECT,	/**< registrar and redirect server     */
 };
+
+/** Most [proxy] route and trusted values. */
+#define CFG_MAX_ROUTES 16
+#define CFG_MAX_TRUSTED 16
 
 /** Every key, as an index into struct cfg's `set` and `line`. */
 enum cfg_key {
@@ -77,6 +83,9 @@ enum cfg_key {
 	CFG_K_TLS_CA,
 	CFG_K_LOG_LEVEL,
 	CFG_K_LOG_FORMAT,
+	CFG_K_PROXY_ROUTE,
+	CFG_K_PROXY_TRUSTED,
+	CFG_K_PROXY_FORK_TIMEOUT,
 	CFG_NKEYS
 };
 
@@ -105,6 +114,13 @@ struct cfg {
 	char tls_ca[CFG_PATH_MAX];
 	enum cfg_log_level log_level;	/**< default info */
 	enum cfg_log_format log_format; /**< default text */
+	/** [proxy] route: "DOMAIN=TARGETS", a static route (resolv) */
+	char route[CFG_MAX_ROUTES][CFG_NAME_MAX];
+	unsigned nroutes;
+	/** [proxy] trusted: source addresses never challenged */
+	char trusted[CFG_MAX_TRUSTED][CFG_URI_MAX];
+	unsigned ntrusted;
+	unsigned fork_timeout; /**< ms a q group rings; default 30000 */
 
 	bool set[CFG_NKEYS];	  /**< the key was given               */
 	unsigned line[CFG_NKEYS]; /**< where (last time), 0 for a flag */

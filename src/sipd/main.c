@@ -19,6 +19,7 @@
 #include "location/location.h"
 #include "registrar/registrar.h"
 #include "sipd/log.h"
+#include "sipd/proxy_glue.h"
 #include "sipd/worker.h"
 #include "transport/transport.h"
 
@@ -78,7 +79,17 @@ static void usage(FILE *out)
 	      "                       sipctl --db works on\n"
 	      "      --auth on|off    digest authentication of REGISTER "
 	      "(default on)\n"
-	      "      --mode registrar what sipd does (only registrar for now)\n"
+	      "      --mode MODE      proxy (default: registrar and stateful\n"
+	      "                       proxy), redirect (registrar and 302\n"
+	      "                       redirect server) or registrar\n"
+	      "      --route DOMAIN=TARGETS  proxy: send requests for DOMAIN\n"
+	      "                       to HOST[:PORT][;transport=udp|tcp|tls]\n"
+	      "                       (comma-separated) instead of DNS;\n"
+	      "                       repeatable\n"
+	      "      --trusted ADDR   proxy: requests from this address are\n"
+	      "                       not challenged (407); repeatable\n"
+	      "      --fork-timeout MS  proxy: how long the bindings of one\n"
+	      "                       q value ring before the next (30000)\n"
 	      "      --uas            answer calls: INVITE 180+200 with SDP,\n"
 	      "                       BYE 200 (a minimal UAS for tests)\n"
 	      "      --min-expires N, --max-expires N, --default-expires N\n"
@@ -115,6 +126,9 @@ static const struct {
 	{NULL, "--db", "server", "db"},
 	{NULL, "--auth", "server", "auth"},
 	{NULL, "--mode", "server", "mode"},
+	{NULL, "--route", "proxy", "route"},
+	{NULL, "--trusted", "proxy", "trusted"},
+	{NULL, "--fork-timeout", "proxy", "fork_timeout"},
 	{NULL, "--min-expires", "registrar", "min_expires"},
 	{NULL, "--max-expires", "registrar", "max_expires"},
 	{NULL, "--default-expires", "registrar", "default_expires"},
@@ -553,6 +567,19 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 		needs_restart(m, CFG_K_TLS_KEY);
 	if (strcmp(o->tls_ca, n->tls_ca) != 0)
 		needs_restart(m, CFG_K_TLS_CA);
+	if (o->nroutes != n->nroutes ||
+	    memcmp(o->route, n->route, sizeof(o->route)) != 0)
+		needs_restart(m, CFG_K_PROXY_ROUTE);
+	if (o->ntrusted != n->ntrusted ||
+	    memcmp(o->trusted, n->trusted, sizeof(o->trusted)) != 0)
+		needs_restart(m, CFG_K_PROXY_TRUSTED);
+	if (o->fork_timeout != n->fork_timeout)
+		needs_restart(m, CFG_K_PROXY_FORK_TIMEOUT);
+	memcpy(n->route, o->route, sizeof(n->route));
+	n->nroutes = o->nroutes;
+	memcpy(n->trusted, o->trusted, sizeof(n->trusted));
+	n->ntrusted = o->ntrusted;
+	n->fork_timeout = o->fork_timeout;
 	/* keep what runs, so that the next reload compares with it */
 	memcpy(n->listen, o->listen, sizeof(n->listen));
 	n->nlisten = o->nlisten;
@@ -691,6 +718,9 @@ int main(int argc, char **argv)
 	static char bound[SIPD_MAX_LISTEN][64];
 	static char reserved[SIPD_MAX_LISTEN][64];
 	static struct sipd_main m;
+	static const char *routes[CFG_MAX_ROUTES + 1];
+	static const char *trusted[CFG_MAX_TRUSTED + 1];
+	struct sipd_hub *hub = NULL;
 	struct sipd_config cfg = {0}, rest;
 	uv_loop_t *loop = uv_default_loop();
 	int r;
@@ -744,6 +774,23 @@ int main(int argc, char **argv)
 	cfg.registrar = m.registrar;
 	cfg.live = &m.live;
 	cfg.log = m.log;
+	cfg.mode = (int)m.cfg.mode;
+	cfg.store = m.store;
+	cfg.userdb = m.userdb;
+	cfg.digest = m.digest;
+	for (unsigned i = 0; i < m.cfg.nroutes; i++)
+		routes[i] = m.cfg.route[i];
+	for (unsigned i = 0; i < m.cfg.ntrusted; i++)
+		trusted[i] = m.cfg.trusted[i];
+	cfg.routes = routes;
+	cfg.trusted = trusted;
+	cfg.fork_timeout = m.cfg.fork_timeout;
+	if (sipd_hub_create(cfg.workers, &hub) < 0) {
+		close_services(&m);
+		sipd_log_destroy(m.log);
+		return 1;
+	}
+	cfg.hub = hub;
 
 	/* Every address must be free (the workers' SO_REUSEPORT would
 	 * otherwise join another sipd on it); port 0 becomes a real port
@@ -765,6 +812,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		sipd_logf(m.log, SIPD_LOG_ERROR, SIPD_LOG_MAIN, "start",
 			  "cannot start: %s", strerror(-r));
+		sipd_hub_destroy(hub);
 		close_services(&m);
 		sipd_log_destroy(m.log);
 		return 1;
@@ -793,6 +841,13 @@ int main(int argc, char **argv)
 	sipd_logf(m.log, SIPD_LOG_INFO, SIPD_LOG_MAIN, "workers",
 		  "%u worker%s%s", m.nworkers, m.nworkers == 1 ? "" : "s",
 		  cfg.uas ? ", UAS mode" : "");
+	if (!cfg.uas)
+		sipd_logf(m.log, SIPD_LOG_INFO, SIPD_LOG_MAIN, "mode",
+			  "mode: %s",
+			  cfg.mode == CFG_MODE_PROXY ? "registrar and proxy"
+			  : cfg.mode == CFG_MODE_REDIRECT
+				  ? "registrar and redirect server"
+				  : "registrar");
 	print_banner(&m);
 
 	if (r == 0)
@@ -800,8 +855,16 @@ int main(int argc, char **argv)
 	else
 		for (unsigned i = 0; i < m.nworkers; i++)
 			sipd_worker_stop(m.workers[i]);
+	/* every thread ends before any worker is freed: a worker may hand a
+	 * message to another until it has stopped itself */
+	for (unsigned i = 0; i < m.nworkers; i++)
+		sipd_worker_wait(m.workers[i]);
 	for (unsigned i = 0; i < m.nworkers; i++)
 		sipd_worker_join(m.workers[i]);
+	sipd_logf(m.log, SIPD_LOG_DEBUG, SIPD_LOG_MAIN, "handover",
+		  "%lu responses handed over between workers",
+		  sipd_hub_handovers(hub));
+	sipd_hub_destroy(hub);
 	/* the workers are gone: write out every binding they acknowledged */
 	close_services(&m);
 	uv_loop_close(loop);

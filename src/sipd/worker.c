@@ -13,12 +13,16 @@
  * for INVITE/BYE/CANCEL in UAS mode, a server transaction and the UAS core
  * below; for REGISTER, a non-INVITE server transaction (retransmissions
  * are absorbed by it) and registrar_handle(), which writes the answer.
+ * In proxy and redirect mode the other requests and every response go to
+ * the proxy (proxy_glue.c), which hands a response over to the worker
+ * that owns its transaction.
  */
 #include "sipd/worker.h"
 
 #include "registrar/registrar.h"
 #include "sipd/handler.h"
 #include "sipd/log.h"
+#include "sipd/proxy_glue.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
@@ -57,7 +61,9 @@ struct sipd_worker {
 	struct sip_tp *tp;
 	struct sip_txn_table *txns;
 	struct sipd_handler handler;
-	struct peer peers; /* list head of live peers */
+	struct peer peers;	 /* list head of live peers */
+	struct sipd_glue *proxy; /* proxy and redirect modes */
+	bool joined;
 
 	/* the message being handled (valid during on_recv) */
 	const struct sip_tp_rx *rx;
@@ -424,6 +430,17 @@ static void set_reply_addr(struct sipd_worker *w, const struct sip_tp_rx *rx,
 		w->reply_addr = d.addr;
 }
 
+/* A request for the proxy: it passed the element checks (else the
+ * handler answers it) and is not for sipd itself. */
+static bool proxy_takes(struct sipd_worker *w, const struct sip_msg *msg)
+{
+	struct sip_error err = {0};
+
+	if (msg->method_id != SIP_METHOD_ACK && sip_msg_check(msg, &err) < 0)
+		return false;
+	return sipd_glue_wants(w->proxy, msg);
+}
+
 static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 {
 	struct sipd_worker *w = arg;
@@ -456,11 +473,18 @@ static void on_recv(struct sip_tp *tp, const struct sip_tp_rx *rx, void *arg)
 				rcvd.rport = fix.rport;
 			w->rcvd = &rcvd;
 		}
-		if (sip_txn_table_recv(w->txns, &h->msg, uv_now(&w->loop),
-				       NULL) == 1) {
+		if (w->proxy && !h->msg.is_request) {
+			sipd_glue_response(w->proxy, &h->msg, rx, &o);
+			action = SIPD_DROP;
+		} else if (sip_txn_table_recv(w->txns, &h->msg,
+					      uv_now(&w->loop), NULL) == 1) {
 			o.note = "matched a transaction";
 			action = SIPD_DROP;
 		} else if (!h->msg.is_request) {
+			action = SIPD_DROP;
+		} else if (w->proxy && proxy_takes(w, &h->msg)) {
+			sipd_glue_request(w->proxy, &h->msg, rx, &w->reply_addr,
+					  w->rcvd, &o);
 			action = SIPD_DROP;
 		} else {
 			action = sipd_handle_request(h, w->rcvd, w->out,
@@ -503,6 +527,7 @@ static void on_stop(uv_async_t *a)
 		sip_tp_destroy(w->tp);
 		w->tp = NULL;
 	}
+	sipd_glue_close(w->proxy);
 	uv_close((uv_handle_t *)&w->txn_timer, close_cb);
 	uv_close((uv_handle_t *)&w->stop, close_cb);
 }
@@ -548,6 +573,9 @@ static int setup(struct sipd_worker *w)
 	if (r < 0)
 		return r;
 
+	struct sip_tp_listener *lsns[SIPD_MAX_LISTEN];
+	unsigned nlsn = 0;
+
 	for (unsigned i = 0; i < cfg->nlisten; i++) {
 		struct sip_tp_listen_config lc = {
 			.uri = cfg->listen[i],
@@ -568,6 +596,16 @@ static int setup(struct sipd_worker *w)
 			sip_tp_uri_format(sip_tp_listener_transport(lsn),
 					  (struct sockaddr *)&ss, w->bound[i],
 					  64);
+		lsns[nlsn++] = lsn;
+	}
+	if (cfg->mode != 0 && !cfg->uas && cfg->store) {
+		r = sipd_glue_create(&w->loop, w->tp, cfg, w->index, lsns, nlsn,
+				     &w->proxy);
+		if (r < 0) {
+			sipd_logf(cfg->log, SIPD_LOG_ERROR, (int)w->index,
+				  "start", "proxy: %s", strerror(-r));
+			return r;
+		}
 	}
 	return 0;
 }
@@ -637,9 +675,17 @@ void sipd_worker_stop(struct sipd_worker *w)
 	uv_async_send(&w->stop);
 }
 
+void sipd_worker_wait(struct sipd_worker *w)
+{
+	if (!w->joined)
+		pthread_join(w->thread, NULL);
+	w->joined = true;
+}
+
 void sipd_worker_join(struct sipd_worker *w)
 {
-	pthread_join(w->thread, NULL);
+	sipd_worker_wait(w);
+	sipd_glue_free(w->proxy);
 	if (w->txns)
 		sip_txn_table_destroy(w->txns);
 	for (struct peer *p = w->peers.next, *next; p != &w->peers; p = next) {

@@ -11,6 +11,10 @@
 
 struct registrar;
 struct sipd_log;
+struct loc_store;
+struct sip_userdb;
+struct sip_digest;
+struct sipd_hub;
 
 /** What a SIGHUP reload changes besides the logger and the registrar:
  * written by the main thread, read by the workers for each request. */
@@ -34,6 +38,17 @@ struct sipd_config {
 	 * REGISTER is answered 501 */
 	struct registrar *registrar;
 	const struct sipd_live *live; /**< changed by reloads          */
+	/** 0 registrar only, 1 registrar and proxy, 2 registrar and
+	 * redirect server (enum cfg_mode); the proxy is off with uas */
+	int mode;
+	struct loc_store *store;    /**< bindings, for the proxy         */
+	struct sip_userdb *userdb;  /**< known users (404 or 480)        */
+	struct sip_digest *digest;  /**< 407 for callers of our domains  */
+	const char *const *routes;  /**< "DOMAIN=TARGETS", NULL-ended    */
+	const char *const *trusted; /**< addresses never challenged    */
+	unsigned fork_timeout;	    /**< ms per q group                 */
+	/** The workers' hand-over queues, shared by all (proxy_glue.c). */
+	struct sipd_hub *hub;
 	/** The logger (thread-safe); a line per request at debug, every
 	 * message sent and received at trace. */
 	struct sipd_log *log;
@@ -53,6 +68,10 @@ int sipd_worker_start(const struct sipd_config *cfg, unsigned index,
 
 /** Ask the worker to stop (thread-safe); it finishes and exits its loop. */
 void sipd_worker_stop(struct sipd_worker *w);
+
+/** Wait for the worker thread to end (its memory stays: other workers
+ * may still hand messages to it until they have ended too). */
+void sipd_worker_wait(struct sipd_worker *w);
 
 /** Wait for the worker thread and free it. */
 void sipd_worker_join(struct sipd_worker *w);

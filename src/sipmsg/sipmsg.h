@@ -568,6 +568,10 @@ struct sip_via_rcvd {
 void sip_wr_response_to_rcvd(struct sip_writer *w, const struct sip_msg *req,
 			     unsigned status, const char *reason,
 			     sip_str to_tag, const struct sip_via_rcvd *rcvd);
+/** Every Via line of @p m (a proxy forwarding a request), the top value
+ * with @p rcvd applied (may be NULL). */
+void sip_wr_vias(struct sip_writer *w, const struct sip_msg *m,
+		 const struct sip_via_rcvd *rcvd);
 /** Standard reason phrase of a status code ("" when unknown). */
 const char *sip_reason_phrase(unsigned status);
 /**

@@ -192,6 +192,12 @@ static void copy_vias(struct sip_writer *w, const struct sip_msg *m,
 		sip_wr_header(w, "Via", h->value);
 }
 
+void sip_wr_vias(struct sip_writer *w, const struct sip_msg *m,
+		 const struct sip_via_rcvd *rcvd)
+{
+	copy_vias(w, m, rcvd);
+}
+
 void sip_wr_response_to_rcvd(struct sip_writer *w, const struct sip_msg *req,
 			     unsigned status, const char *reason,
 			     sip_str to_tag, const struct sip_via_rcvd *rcvd)

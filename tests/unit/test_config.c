@@ -55,6 +55,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.digest_algs, CFG_DIGEST_MD5 | CFG_DIGEST_SHA256);
 	assert_int_equal(c.log_level, CFG_LOG_INFO);
 	assert_int_equal(c.log_format, CFG_LOG_TEXT);
+	assert_int_equal(c.mode, CFG_MODE_PROXY);
+	assert_int_equal(c.fork_timeout, 30000);
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_false(c.set[k]);
 	assert_int_equal(cfg_validate(&c, &errs), 0);
@@ -83,7 +85,11 @@ static void test_every_key(void **state)
 			       "ca = /etc/sipd/ca.pem\n"
 			       "[log]\n"
 			       "level = trace\n"
-			       "format = json\n"),
+			       "format = json\n"
+			       "[proxy]\n"
+			       "route = example.net=127.0.0.1:5070\n"
+			       "trusted = 127.0.0.2\n"
+			       "fork_timeout = 5000\n"),
 			 0);
 	assert_int_equal(c.nlisten, 1);
 	assert_string_equal(c.listen[0], "udp:127.0.0.1:5060");
@@ -104,6 +110,11 @@ static void test_every_key(void **state)
 	assert_string_equal(c.tls_ca, "/etc/sipd/ca.pem");
 	assert_int_equal(c.log_level, CFG_LOG_TRACE);
 	assert_int_equal(c.log_format, CFG_LOG_JSON);
+	assert_int_equal(c.nroutes, 1);
+	assert_string_equal(c.route[0], "example.net=127.0.0.1:5070");
+	assert_int_equal(c.ntrusted, 1);
+	assert_string_equal(c.trusted[0], "127.0.0.2");
+	assert_int_equal(c.fork_timeout, 5000);
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_true(c.set[k]);
 	assert_int_equal(c.line[CFG_K_WORKERS], 3);
@@ -209,7 +220,14 @@ static void test_value_errors(void **state)
 		  "expected a listen URI like udp:127.0.0.1:5060");
 	one_error("[server]\nlisten = udp:localhost:5060\n", 2, 10,
 		  "expected a listen URI like udp:127.0.0.1:5060");
-	one_error("[server]\nmode = proxy\n", 2, 8, "expected registrar");
+	one_error("[server]\nmode = b2bua\n", 2, 8,
+		  "expected proxy, redirect or registrar");
+	one_error("[proxy]\nroute = example.net\n", 2, 9,
+		  "expected DOMAIN=HOST[:PORT][;transport=udp|tcp|tls],...");
+	one_error("[proxy]\ntrusted = host.example\n", 2, 11,
+		  "expected an IP address like 127.0.0.1");
+	one_error("[proxy]\nfork_timeout = 0\n", 2, 16,
+		  "expected milliseconds 1..600000");
 	one_error("[server]\ndomain = a b\n", 2, 10,
 		  "expected a domain name like example.com");
 	one_error("[registrar]\nmin_expires = -1\n", 2, 15,
