@@ -31,19 +31,46 @@ void loc_store_destroy(struct loc_store *s)
 
 int loc_store_save(struct loc_store *s, const struct loc_binding *b)
 {
-	return s->ops->save(s->impl, b);
+	uint64_t seq = 0;
+
+	return s->ops->save(s->impl, b, &seq);
 }
 
 int loc_store_remove(struct loc_store *s, sip_str aor, sip_str contact,
 		     sip_str call_id, uint32_t cseq)
 {
-	return s->ops->remove(s->impl, aor, contact, call_id, cseq);
+	uint64_t seq = 0;
+
+	return s->ops->remove(s->impl, aor, contact, call_id, cseq, &seq);
 }
 
 int loc_store_remove_aor(struct loc_store *s, sip_str aor, sip_str call_id,
 			 uint32_t cseq)
 {
-	return s->ops->remove_aor(s->impl, aor, call_id, cseq);
+	uint64_t seq = 0;
+
+	return s->ops->remove_aor(s->impl, aor, call_id, cseq, &seq);
+}
+
+int loc_store_save_seq(struct loc_store *s, const struct loc_binding *b,
+		       uint64_t *seq)
+{
+	*seq = 0;
+	return s->ops->save(s->impl, b, seq);
+}
+
+int loc_store_remove_seq(struct loc_store *s, sip_str aor, sip_str contact,
+			 sip_str call_id, uint32_t cseq, uint64_t *seq)
+{
+	*seq = 0;
+	return s->ops->remove(s->impl, aor, contact, call_id, cseq, seq);
+}
+
+int loc_store_remove_aor_seq(struct loc_store *s, sip_str aor, sip_str call_id,
+			     uint32_t cseq, uint64_t *seq)
+{
+	*seq = 0;
+	return s->ops->remove_aor(s->impl, aor, call_id, cseq, seq);
 }
 
 int loc_store_lookup(struct loc_store *s, sip_str aor, int64_t now,

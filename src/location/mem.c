@@ -33,7 +33,8 @@ struct bnd {
 	struct bnd *next; /* next binding of the AOR        */
 	struct aor *aor;
 	int64_t expires;
-	uint64_t id; /* database row id                */
+	uint64_t id;  /* database row id                */
+	uint64_t seq; /* change that wrote it, 0: committed or none */
 	uint64_t conn_id;
 	uint32_t cseq;
 	uint32_t reg_id;
@@ -141,6 +142,7 @@ static struct bnd *bnd_new(const struct loc_binding *v, uint64_t id)
 	b->aor = NULL;
 	b->expires = v->expires;
 	b->id = id;
+	b->seq = 0;
 	b->conn_id = v->conn_id;
 	b->cseq = v->cseq;
 	b->reg_id = v->reg_id;
@@ -404,10 +406,10 @@ static struct bnd *bnd_match(struct aor *a, const struct loc_binding *v,
 /* ------------------------------------------------------------------------ */
 
 /* Insert or replace with the shard locked; @p id 0 picks a new one.
- * @return LOC_SAVE_*, or -ESTALE, -E2BIG, -ENOMEM. *out_id is the row. */
+ * @return LOC_SAVE_*, or -ESTALE, -E2BIG, -ENOMEM. *out is the binding. */
 static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		       const struct loc_binding *v, const struct sip_uri *uri,
-		       bool check_order, uint64_t id, uint64_t *out_id)
+		       bool check_order, uint64_t id, struct bnd **out)
 {
 	struct aor *a = aor_find(sh, v->aor, (uint32_t)h, NULL);
 	struct bnd **link = NULL, *old = NULL, *b;
@@ -427,7 +429,7 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		*link = b;
 		heap_replace(sh, old, b);
 		free(old);
-		*out_id = b->id;
+		*out = b;
 		return LOC_SAVE_UPDATED;
 	}
 	if (a && a->n >= m->max_per_aor)
@@ -449,16 +451,17 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 	*link = b;
 	a->n++;
 	heap_push(sh, b);
-	*out_id = id;
+	*out = b;
 	return LOC_SAVE_ADDED;
 }
 
-static int mem_save(void *impl, const struct loc_binding *v)
+static int mem_save(void *impl, const struct loc_binding *v, uint64_t *seq)
 {
 	struct mem *m = impl;
 	struct sip_uri uri;
 	struct loc_chg *chg = NULL;
-	uint64_t h, id = 0;
+	struct bnd *b = NULL;
+	uint64_t h;
 	int rc = check_binding(v, &uri);
 
 	if (rc)
@@ -466,15 +469,16 @@ static int mem_save(void *impl, const struct loc_binding *v)
 	if (v->aor.len > UINT16_MAX)
 		return -E2BIG;
 	if (m->persist &&
-	    (rc = loc_persist_prepare(m->persist, LOC_CHG_UPSERT, v, &chg)))
+	    (rc = loc_persist_prepare(m->persist, LOC_CHG_UPSERT, v, 0, &chg)))
 		return rc;
 	h = hash_aor(v->aor);
 	struct shard *sh = shard_of(m, h);
 	pthread_mutex_lock(&sh->mu);
-	rc = save_locked(m, sh, h, v, &uri, v->call_id.len > 0, 0, &id);
+	rc = save_locked(m, sh, h, v, &uri, v->call_id.len > 0, 0, &b);
 	if (chg) {
 		if (rc >= 0)
-			loc_persist_push(m->persist, chg, id);
+			*seq = b->seq =
+				loc_persist_push(m->persist, chg, b->id);
 		else
 			loc_persist_cancel(m->persist, chg);
 	}
@@ -483,7 +487,7 @@ static int mem_save(void *impl, const struct loc_binding *v)
 }
 
 static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
-		      uint32_t cseq)
+		      uint32_t cseq, uint64_t *seq)
 {
 	struct mem *m = impl;
 	struct sip_uri uri;
@@ -491,14 +495,15 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 	struct bnd **link, *b = NULL;
 	int rc;
 
+	struct loc_binding key = {.aor = aor};
+
 	if (sip_uri_parse(contact, &uri) != 0)
 		return -EINVAL;
-	if (m->persist &&
-	    (rc = loc_persist_prepare(m->persist, LOC_CHG_DELETE, NULL, &chg)))
+	if (m->persist && (rc = loc_persist_prepare(m->persist, LOC_CHG_DELETE,
+						    &key, 1, &chg)))
 		return rc;
 	uint64_t h = hash_aor(aor);
 	struct shard *sh = shard_of(m, h);
-	struct loc_binding key = {.aor = aor};
 	pthread_mutex_lock(&sh->mu);
 	struct aor *a = aor_find(sh, aor, (uint32_t)h, NULL);
 	if (a)
@@ -512,7 +517,8 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 	} else {
 		bnd_unlink(sh, b);
 		if (chg) {
-			loc_persist_push(m->persist, chg, b->id);
+			loc_persist_add_id(chg, b->id);
+			*seq = loc_persist_push(m->persist, chg, 0);
 			chg = NULL;
 		}
 		free(b);
@@ -526,15 +532,16 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 }
 
 static int mem_remove_aor(void *impl, sip_str aor, sip_str call_id,
-			  uint32_t cseq)
+			  uint32_t cseq, uint64_t *seq)
 {
 	struct mem *m = impl;
 	struct loc_chg *chg = NULL;
 	struct loc_binding key = {.aor = aor};
 	int rc, n = 0;
 
-	if (m->persist && (rc = loc_persist_prepare(
-				   m->persist, LOC_CHG_DELETE_AOR, &key, &chg)))
+	if (m->persist &&
+	    (rc = loc_persist_prepare(m->persist, LOC_CHG_DELETE, &key,
+				      m->max_per_aor, &chg)))
 		return rc;
 	uint64_t h = hash_aor(aor);
 	struct shard *sh = shard_of(m, h);
@@ -554,13 +561,15 @@ static int mem_remove_aor(void *impl, sip_str aor, sip_str call_id,
 		while (b) {
 			struct bnd *next = b->next;
 			heap_remove(sh, b);
+			if (chg)
+				loc_persist_add_id(chg, b->id);
 			free(b);
 			b = next;
 			n++;
 		}
 		aor_release(sh, a);
-		if (chg) {
-			loc_persist_push(m->persist, chg, 0);
+		if (chg && n) {
+			*seq = loc_persist_push(m->persist, chg, 0);
 			chg = NULL;
 		}
 	}
@@ -597,10 +606,12 @@ static size_t mem_expire(void *impl, int64_t now, loc_binding_cb *cb, void *arg)
 {
 	struct mem *m = impl;
 	struct loc_binding v;
-	size_t n = 0;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
 
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *sh = &m->shards[i];
+		unsigned nids = 0;
 
 		pthread_mutex_lock(&sh->mu);
 		struct bnd *b;
@@ -612,14 +623,27 @@ static size_t mem_expire(void *impl, int64_t now, loc_binding_cb *cb, void *arg)
 				view(b, &v);
 				cb(&v, arg);
 			}
+			if (m->persist && nids == cap) {
+				size_t nc = cap ? cap * 2 : 256;
+				uint64_t *ni = realloc(ids, nc * sizeof(*ids));
+				if (ni) {
+					ids = ni;
+					cap = nc;
+				}
+			}
+			/* without room the row stays until the next open
+			 * drops it (expired rows are never loaded) */
+			if (m->persist && nids < cap)
+				ids[nids++] = b->id;
 			free(b);
 			aor_release(sh, a);
 			n++;
 		}
 		pthread_mutex_unlock(&sh->mu);
+		if (nids)
+			loc_persist_expired(m->persist, ids, nids);
 	}
-	if (n && m->persist)
-		loc_persist_purge(m->persist, now);
+	free(ids);
 	return n;
 }
 
@@ -719,7 +743,8 @@ static int load_row(const struct loc_binding *v, uint64_t id, void *arg)
 {
 	struct mem *m = arg;
 	struct sip_uri uri;
-	uint64_t h, out;
+	struct bnd *out;
+	uint64_t h;
 	int rc;
 
 	if (check_binding(v, &uri) || v->aor.len > UINT16_MAX)
@@ -730,6 +755,51 @@ static int load_row(const struct loc_binding *v, uint64_t id, void *arg)
 	rc = save_locked(m, sh, h, v, &uri, false, id, &out);
 	pthread_mutex_unlock(&sh->mu);
 	return rc == -ENOMEM ? rc : 0;
+}
+
+/* The writer's transaction holding change @p seq (an UPSERT of row @p id;
+ * 0: a DELETE of it) failed: memory takes the database's @p row back,
+ * unless a later change has replaced the binding since. */
+static void revert_row(void *arg, sip_str aor, uint64_t id, uint64_t seq,
+		       const struct loc_binding *row)
+{
+	struct mem *m = arg;
+	uint64_t h = hash_aor(aor);
+	struct shard *sh = shard_of(m, h);
+	struct sip_uri uri;
+	struct bnd *b = NULL, **link = NULL, *nb;
+
+	pthread_mutex_lock(&sh->mu);
+	struct aor *a = aor_find(sh, aor, (uint32_t)h, NULL);
+	for (b = a ? a->first : NULL; b && b->id != id; b = b->next)
+		;
+	if (seq) {
+		/* the failed UPSERT is what memory holds: undo it */
+		if (b && b->seq == seq) {
+			if (row && !check_binding(row, &uri) &&
+			    (nb = bnd_new(row, id))) {
+				nb->aor = a;
+				nb->next = b->next;
+				for (link = &a->first; *link != b;
+				     link = &(*link)->next)
+					;
+				*link = nb;
+				heap_replace(sh, b, nb);
+			} else {
+				bnd_unlink(sh, b);
+			}
+			free(b);
+			aor_release(sh, a);
+		}
+	} else if (row && !b && !check_binding(row, &uri)) {
+		/* a failed DELETE: back, unless the contact is there again */
+		if (!a || !bnd_match(a, row, &uri, &link)) {
+			struct bnd *out;
+
+			save_locked(m, sh, h, row, &uri, false, id, &out);
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
 }
 
 int loc_store_open(const struct loc_config *cfg, struct loc_store **out,
@@ -765,8 +835,10 @@ int loc_store_open(const struct loc_config *cfg, struct loc_store **out,
 		cfg->max_per_aor ? cfg->max_per_aor : DEFAULT_MAX_PER_AOR;
 	atomic_init(&m->next_id, 1);
 	if (cfg->db_path) {
-		rc = loc_persist_open(cfg, load_row, m, &max_id, &m->persist,
-				      errmsg, errcap);
+		const struct loc_persist_cbs cbs = {load_row, revert_row, m};
+
+		rc = loc_persist_open(cfg, &cbs, &max_id, &m->persist, errmsg,
+				      errcap);
 		if (rc) {
 			mem_free(m);
 			return rc;

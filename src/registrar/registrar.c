@@ -442,6 +442,21 @@ static void fill_binding(const struct request *rq, const struct entry *e,
 	b->user_agent = rq->user_agent;
 }
 
+/* The sequence numbers of the changes a request queued. */
+struct seqs {
+	uint64_t first, last;
+};
+
+static void seq_note(struct seqs *q, uint64_t seq)
+{
+	if (!seq)
+		return;
+	if (!q->first || seq < q->first)
+		q->first = seq;
+	if (seq > q->last)
+		q->last = seq;
+}
+
 /* Put the bindings back as the snapshot had them. */
 static void undo(struct registrar *reg, struct request *rq,
 		 const struct snapshot *s)
@@ -462,14 +477,16 @@ static void undo(struct registrar *reg, struct request *rq,
 /* §10.3 steps 6 and 7 for the contacts. @return 0 or a negative errno
  * (-ESTALE for the ordering rule). */
 static int apply(struct registrar *reg, struct request *rq,
-		 const struct registrar_ctx *ctx)
+		 const struct registrar_ctx *ctx, struct seqs *q)
 {
 	struct snapshot *s;
+	uint64_t seq = 0;
 	int r = 0;
 
 	if (rq->star) {
-		r = loc_store_remove_aor(reg->store, rq->aor_s, rq->call_id,
-					 rq->cseq);
+		r = loc_store_remove_aor_seq(reg->store, rq->aor_s, rq->call_id,
+					     rq->cseq, &seq);
+		seq_note(q, seq);
 		return r < 0 ? r : 0;
 	}
 	s = malloc(sizeof(*s));
@@ -504,8 +521,10 @@ static int apply(struct registrar *reg, struct request *rq,
 		if (e->skip)
 			continue;
 		if (e->expires == 0) {
-			r = loc_store_remove(reg->store, rq->aor_s, e->uri_text,
-					     rq->call_id, rq->cseq);
+			r = loc_store_remove_seq(reg->store, rq->aor_s,
+						 e->uri_text, rq->call_id,
+						 rq->cseq, &seq);
+			seq_note(q, seq);
 			if (r == -ENOENT)
 				r = 0;
 			else if (r == 0)
@@ -513,7 +532,8 @@ static int apply(struct registrar *reg, struct request *rq,
 			continue;
 		}
 		fill_binding(rq, e, ctx, &b);
-		r = loc_store_save(reg->store, &b);
+		r = loc_store_save_seq(reg->store, &b, &seq);
+		seq_note(q, seq);
 		if (r >= 0) {
 			e->applied = true;
 			r = 0;
@@ -731,6 +751,7 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		     struct registrar_result *res)
 {
 	static const char *const tags[] = {"path", "outbound", NULL};
+	struct seqs q = {0, 0};
 	static const struct sip_caps caps = {NULL, tags, NULL};
 	struct sip_error e = {0};
 	struct refusal rf = {0};
@@ -813,13 +834,15 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		}
 	}
 
-	r = apply(reg, rq, ctx);
-	if (r == 0 && reg->durable && (rq->star || rq->n) &&
-	    loc_store_flush(reg->store) < 0)
-		r = -EIO;
+	r = apply(reg, rq, ctx, &q);
 	switch (r) {
 	case 0:
 		r = answer_ok(reg, m, ctx, rq, w, res);
+		if (r == 0 && reg->durable && q.last) {
+			res->pending = true;
+			res->seq_first = q.first;
+			res->seq_last = q.last;
+		}
 		break;
 	case -ESTALE:
 		res->note = "Call-ID/CSeq out of order (RFC 3261 10.3 step 7)";
@@ -834,7 +857,6 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		break;
 	default:
 		res->note = r == -EAGAIN ? "location store busy"
-			    : r == -EIO	 ? "location store commit failed"
 					 : "location store failed";
 		begin(w, m, ctx, 500, NULL, res);
 		sip_wr_header(w, "Retry-After", SIP_STR_LIT("1"));
@@ -843,4 +865,27 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 	}
 	free(rq);
 	return r;
+}
+
+int registrar_failed_answer(const char *ok, size_t len, char *out, size_t cap)
+{
+	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_error e;
+	struct sip_writer w;
+	int n;
+
+	if (!m)
+		return -ENOMEM;
+	if (sip_msg_parse(m, ok, len, SIP_FRAMING_DATAGRAM, NULL, &e) < 0 ||
+	    m->is_request) {
+		free(m);
+		return -EINVAL;
+	}
+	sip_wr_init(&w, out, cap);
+	sip_wr_response_to(&w, m, 500, NULL, SIP_STR_NULL);
+	sip_wr_header(&w, "Retry-After", SIP_STR_LIT("1"));
+	sip_wr_header(&w, "Server", SIP_STR_LIT("sipd"));
+	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
+	free(m);
+	return n < 0 ? -ENOSPC : n;
 }

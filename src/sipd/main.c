@@ -19,6 +19,7 @@
 #include "location/location.h"
 #include "registrar/registrar.h"
 #include "sipd/log.h"
+#include "sipd/regq.h"
 #include "sipd/worker.h"
 
 #include <errno.h>
@@ -311,6 +312,7 @@ struct sipd_main {
 	struct sip_authlimit *limit;
 	struct loc_store *store;
 	struct registrar *registrar;
+	struct regq_hub *regq; /* commits reported to the workers */
 };
 
 static void on_limit(void *arg, const char *addr, unsigned failures)
@@ -424,12 +426,19 @@ static int open_services(struct sipd_main *m)
 	lcfg.db_path = m->db_path;
 	lcfg.now = (int64_t)time(NULL);
 	lcfg.queue_wait_ms = 100;
+	r = regq_hub_create(c->workers, &m->regq);
+	if (r < 0)
+		return r;
+	lcfg.on_commit = regq_hub_on_commit;
+	lcfg.eager = true; /* every change has an answer waiting */
+	lcfg.commit_arg = m->regq;
 	r = loc_store_open(&lcfg, &m->store, err, sizeof(err));
 	if (r < 0) {
 		sipd_logf(m->log, SIPD_LOG_ERROR, SIPD_LOG_MAIN, "db",
 			  "location store: %s", err[0] ? err : strerror(-r));
 		return r;
 	}
+	regq_hub_set_store(m->regq, m->store);
 	rc.store = m->store;
 	rc.userdb = m->userdb;
 	rc.digest = m->digest;
@@ -450,6 +459,7 @@ static void close_services(struct sipd_main *m)
 				  "location store: %s", strerror(-r));
 		loc_store_destroy(m->store);
 	}
+	regq_hub_destroy(m->regq); /* after the writer thread is gone */
 	sip_authlimit_destroy(m->limit);
 	sip_digest_destroy(m->digest);
 	sip_userdb_close(m->userdb);
@@ -718,6 +728,7 @@ int main(int argc, char **argv)
 	cfg.tls_ca = m.cfg.tls_ca[0] ? m.cfg.tls_ca : NULL;
 	cfg.drop_every = m.cli.drop_every;
 	cfg.registrar = m.registrar;
+	cfg.regq = m.regq;
 	cfg.live = &m.live;
 	cfg.log = m.log;
 

@@ -19,6 +19,7 @@
 #include "registrar/registrar.h"
 #include "sipd/handler.h"
 #include "sipd/log.h"
+#include "sipd/regq.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
@@ -56,6 +57,7 @@ struct sipd_worker {
 	uv_timer_t txn_timer;
 	struct sip_tp *tp;
 	struct sip_txn_table *txns;
+	struct regq *regq; /* REGISTER answers held until committed */
 	struct sipd_handler handler;
 	struct peer peers; /* list head of live peers */
 
@@ -303,9 +305,38 @@ static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
 	}
 	if (res.status == 0)
 		return;
+	if (res.pending && w->regq) {
+		char fail[1024];
+		int n;
+
+		if (regq_hold(w->regq, res.seq_first, res.seq_last, txn, w->out,
+			      res.len) == 0) {
+			w->reg_note = "held until committed";
+			return;
+		}
+		n = registrar_failed_answer(w->out, res.len, fail,
+					    sizeof(fail));
+		if (n > 0)
+			sip_txn_respond(txn, fail, (size_t)n, uv_now(&w->loop));
+		return;
+	}
 	if (sip_txn_respond(txn, w->out, res.len, uv_now(&w->loop)) < 0)
 		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
 			  "cannot answer %u", res.status);
+}
+
+static void arm_timer(struct sipd_worker *w);
+
+/* A held REGISTER answer whose change has been committed (or failed). */
+static void registrar_send(void *arg, void *user, const char *buf, size_t len,
+			   unsigned status)
+{
+	struct sipd_worker *w = arg;
+
+	if (sip_txn_respond(user, buf, len, uv_now(&w->loop)) < 0)
+		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
+			  "cannot answer %u", status);
+	arm_timer(w);
 }
 
 /* The request callback: the minimal UAS answers INVITE at once (180, then
@@ -343,8 +374,6 @@ static void txn_request(struct sip_txn *txn, const struct sip_msg *msg,
 		break;
 	}
 }
-
-static void arm_timer(struct sipd_worker *w);
 
 static void on_txn_timer(uv_timer_t *t)
 {
@@ -499,6 +528,8 @@ static void on_stop(uv_async_t *a)
 {
 	struct sipd_worker *w = a->data;
 
+	regq_close(w->regq); /* sends what is held, once committed */
+	w->regq = NULL;
 	if (w->tp) {
 		sip_tp_destroy(w->tp);
 		w->tp = NULL;
@@ -546,6 +577,9 @@ static int setup(struct sipd_worker *w)
 	xc.seed = uv_hrtime() ^ ((uint64_t)w->index << 48);
 	r = sip_txn_table_create(&xc, &cb, w, &w->txns);
 	if (r < 0)
+		return r;
+	if (cfg->regq && (r = regq_open(cfg->regq, w->index, &w->loop,
+					registrar_send, w, &w->regq)) < 0)
 		return r;
 
 	for (unsigned i = 0; i < cfg->nlisten; i++) {

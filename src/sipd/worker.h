@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 struct registrar;
+struct regq_hub;
 struct sipd_log;
 
 /** What a SIGHUP reload changes besides the logger and the registrar:
@@ -33,6 +34,9 @@ struct sipd_config {
 	/** REGISTER handling shared by every worker (thread-safe); NULL:
 	 * REGISTER is answered 501 */
 	struct registrar *registrar;
+	/** Where the store's commits are reported: a REGISTER's answer is
+	 * held until its change is committed (regq.h); NULL: sent at once */
+	struct regq_hub *regq;
 	const struct sipd_live *live; /**< changed by reloads          */
 	/** The logger (thread-safe); a line per request at debug, every
 	 * message sent and received at trace. */

@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -264,7 +265,7 @@ def persistence_tests(db, n=1000):
             check(st == 200 and
                   list(got) == ["sip:u%d@127.0.0.1:%d" % (i, 10000 + i)] and
                   abs(list(got.values())[0] - want) <= 2 + (time.time() - t0) / 10,
-                  "REGISTER query for u%d returns its binding" % i)
+                  "REGISTER query for u%d returns its binding (%s %s)" % (i, st, got))
         if SIPBENCH:
             out = os.path.join(os.path.dirname(db), "bench.json")
             subprocess.run([SIPBENCH, "register", "--target",
@@ -281,6 +282,38 @@ def persistence_tests(db, n=1000):
         sipd.stop()
 
 
+def commit_failure_tests(db):
+    """A transaction the database refuses: 500 with Retry-After, and the
+    binding is not kept in memory either; other AORs go on."""
+    con = sqlite3.connect(db)
+    con.execute("CREATE TRIGGER refuse BEFORE INSERT ON bindings "
+                "WHEN NEW.aor = 'sip:doomed@%s' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END" % DOMAIN)
+    con.commit()
+    con.close()
+    sipd = Sipd(db, "off", workers=2)
+    c = Client(sipd.udp)
+    try:
+        st, h = c.register("doomed", call_id="d1", headers=[
+            "Contact: <sip:doomed@127.0.0.1:5090>", "Expires: 600"])
+        check(st == 500 and values(h, "retry-after") == ["1"],
+              "a failed commit is answered 500 with Retry-After (%d)" % st)
+        st, h = c.register("doomed", call_id="d2")
+        check(st == 200 and contacts(h) == {},
+              "the refused binding is not in memory either")
+        st, h = c.register("fine", call_id="f1", headers=[
+            "Contact: <sip:fine@127.0.0.1:5091>", "Expires: 600"])
+        check(st == 200 and contacts(h) == {"sip:fine@127.0.0.1:5091": 600},
+              "other AORs are committed and answered 200 meanwhile")
+    finally:
+        sipd.stop()
+    con = sqlite3.connect(db)
+    con.execute("DROP TRIGGER refuse")
+    con.execute("DELETE FROM bindings")
+    con.commit()
+    con.close()
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "sipd.db")
@@ -288,6 +321,7 @@ def main():
         sipctl(db, "user", "add", "alice@" + DOMAIN, "--password", "pw-alice")
         sipctl(db, "user", "add", "bob@" + DOMAIN, "--password", "pw-bob")
         auth_tests(db)
+        commit_failure_tests(db)
         persistence_tests(db)
     print("test_registrar: all passed")
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""REGISTER throughput and memory of sipd's registrar, on loopback.
+
+usage: register_bench.py [--build DIR] [--users N] [--inflight W]
+                         [--duration S] [--runs K] [--rss-users N]
+                         [--server-core C] [--load-core C] [--json FILE]
+
+Each run: a fresh database in a temporary directory, sipd pinned to one
+core (`taskset -c 0 sipd --workers 1 --auth off --db TMP/sipd.db -l
+udp:127.0.0.1:0`), sipbench pinned to another (`taskset -c 1 sipbench
+register --users N --inflight W --duration S`). Printed per run: the
+REGISTERs answered 200 per second (sipbench's rate: succeeded / its whole
+run, drain included), failures, sipd's CPU (utime + stime over the load,
+as a share of one core) and its VmRSS after.
+
+--rss-users N (0: skip): one more sipd, N users registered once each
+(sipbench --max-requests N), then VmRSS after minus VmRSS before the load,
+divided by the bindings sipd holds (read back with its admin socket when it
+has one, else from sipbench's successes).
+
+Stops every process it starts by its PID. Everything is on 127.0.0.1.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+class Sipd:
+    def __init__(self, build, tmp, core):
+        self.db = os.path.join(tmp, "sipd.db")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(core), os.path.join(build, "sipd"),
+             "--workers", "1", "--auth", "off", "--db", self.db,
+             "-l", "udp:127.0.0.1:0"],
+            stderr=subprocess.PIPE, text=True)
+        self.port = None
+        deadline = time.time() + 30
+        lines = []
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"listening on udp:127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+            if "bindings loaded" in line:
+                break
+        if not self.port:
+            self.stop()
+            sys.exit("sipd did not start: " + "".join(lines))
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr],
+                         daemon=True).start()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def sipbench(build, core, port, args, out):
+    cmd = ["taskset", "-c", str(core), os.path.join(build, "sipbench"),
+           "register", "--target", "127.0.0.1:%d" % port,
+           "--json", out, "--quiet"] + args
+    subprocess.run(cmd, check=True, capture_output=True, timeout=900)
+    with open(out) as f:
+        return json.load(f)
+
+
+def run_rate(a, tmp, i):
+    sipd = Sipd(a.build, tmp, a.server_core)
+    try:
+        pid = sipd.proc.pid
+        c0 = cpu_ticks(pid)
+        t0 = time.time()
+        res = sipbench(a.build, a.load_core, sipd.port,
+                       ["--users", str(a.users), "--inflight",
+                        str(a.inflight), "--duration", str(a.duration)],
+                       os.path.join(tmp, "run%d.json" % i))
+        wall = time.time() - t0
+        cpu = (cpu_ticks(pid) - c0) / os.sysconf("SC_CLK_TCK") / wall
+        rss = rss_kib(pid)
+    finally:
+        sipd.stop()
+    return {"rate": res["rate"], "succeeded": res["succeeded"],
+            "failed": res["failed"], "retransmissions": res["retransmissions"],
+            "p50_ms": res["latency_ms"]["p50"],
+            "p99_ms": res["latency_ms"]["p99"],
+            "sipd_cpu": round(cpu, 3), "sipd_rss_kib": rss}
+
+
+def run_rss(a, tmp):
+    sipd = Sipd(a.build, tmp, a.server_core)
+    try:
+        before = rss_kib(sipd.proc.pid)
+        res = sipbench(a.build, a.load_core, sipd.port,
+                       ["--users", str(a.rss_users), "--max-requests",
+                        str(a.rss_users), "--inflight", str(a.inflight),
+                        "--expires", "7200", "--drain", "30"],
+                       os.path.join(tmp, "rss.json"))
+        time.sleep(1)
+        after = rss_kib(sipd.proc.pid)
+    finally:
+        sipd.stop()
+    n = res["succeeded"]
+    return {"users": a.rss_users, "bindings": n, "rss_before_kib": before,
+            "rss_after_kib": after,
+            "bytes_per_binding": round((after - before) * 1024 / max(n, 1))}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--build", default="build")
+    p.add_argument("--users", type=int, default=100000)
+    p.add_argument("--inflight", type=int, default=2000)
+    p.add_argument("--duration", type=int, default=8)
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--rss-users", type=int, default=0)
+    p.add_argument("--server-core", type=int, default=0)
+    p.add_argument("--load-core", type=int, default=1)
+    p.add_argument("--json")
+    a = p.parse_args()
+    out = {"runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(a.runs):
+            sub = os.path.join(tmp, "r%d" % i)
+            os.mkdir(sub)
+            r = run_rate(a, sub, i)
+            out["runs"].append(r)
+            print("run %d: %.0f REGISTER/s (200), %d failed, %d retx, "
+                  "p50 %.1f ms p99 %.1f ms, sipd CPU %.0f %%, RSS %d KiB" % (
+                      i + 1, r["rate"], r["failed"], r["retransmissions"],
+                      r["p50_ms"], r["p99_ms"], r["sipd_cpu"] * 100,
+                      r["sipd_rss_kib"]), flush=True)
+        if a.rss_users:
+            sub = os.path.join(tmp, "rss")
+            os.mkdir(sub)
+            r = run_rss(a, sub)
+            out["rss"] = r
+            print("rss: %d bindings, VmRSS %d -> %d KiB, %d B per binding" % (
+                r["bindings"], r["rss_before_kib"], r["rss_after_kib"],
+                r["bytes_per_binding"]))
+    out["load_average"] = os.getloadavg()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
