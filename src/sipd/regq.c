@@ -44,6 +44,7 @@ struct regq {
 	unsigned index;
 	uv_async_t async;
 	regq_send_fn *send;
+	regq_batch_fn *batch;
 	void *arg;
 
 	/* the worker's own */
@@ -166,6 +167,10 @@ static void drain(struct regq *q)
 	q->reported.n = 0;
 	pthread_mutex_unlock(&q->mu);
 
+	bool batch = q->batch && q->head && q->head->last <= done;
+
+	if (batch)
+		q->batch(q->arg, true);
 	while (q->head && q->head->last <= done) {
 		struct held *h = q->head;
 
@@ -184,6 +189,8 @@ static void drain(struct regq *q)
 		}
 		free(h);
 	}
+	if (batch)
+		q->batch(q->arg, false);
 	/* failed ranges below every held answer are of no use any more */
 	if (!q->head) {
 		q->mine.n = 0;
@@ -213,7 +220,8 @@ static void close_cb(uv_handle_t *handle)
 }
 
 int regq_open(struct regq_hub *hub, unsigned index, uv_loop_t *loop,
-	      regq_send_fn *send, void *arg, struct regq **out)
+	      regq_send_fn *send, regq_batch_fn *batch, void *arg,
+	      struct regq **out)
 {
 	struct regq *q;
 	int r;
@@ -226,6 +234,7 @@ int regq_open(struct regq_hub *hub, unsigned index, uv_loop_t *loop,
 	q->hub = hub;
 	q->index = index;
 	q->send = send;
+	q->batch = batch;
 	q->arg = arg;
 	atomic_init(&q->done, 0);
 	atomic_init(&q->npending, 0);

@@ -18,6 +18,7 @@
 #ifndef SIPD_REGQ_H
 #define SIPD_REGQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,9 @@ void regq_hub_on_commit(void *hub, uint64_t first, uint64_t last, int err);
  */
 typedef void regq_send_fn(void *arg, void *user, const char *buf, size_t len,
 			  unsigned status);
+/** Around the answers one wake-up sends (@p begin true, then false): for
+ * sending them together (sip_tp_send_batch_begin()). */
+typedef void regq_batch_fn(void *arg, bool begin);
 
 /**
  * Open worker @p index's queue on its loop (called on the worker's
@@ -51,7 +55,8 @@ typedef void regq_send_fn(void *arg, void *user, const char *buf, size_t len,
  * a libuv error.
  */
 int regq_open(struct regq_hub *hub, unsigned index, struct uv_loop_s *loop,
-	      regq_send_fn *send, void *arg, struct regq **out);
+	      regq_send_fn *send, regq_batch_fn *batch, void *arg,
+	      struct regq **out);
 
 /**
  * Hold the answer @p buf (copied) until the changes @p first .. @p last

@@ -336,7 +336,19 @@ static void registrar_send(void *arg, void *user, const char *buf, size_t len,
 	if (sip_txn_respond(user, buf, len, uv_now(&w->loop)) < 0)
 		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
 			  "cannot answer %u", status);
-	arm_timer(w);
+}
+
+/* The answers of one commit report go out together (one sendmmsg). */
+static void registrar_batch(void *arg, bool begin)
+{
+	struct sipd_worker *w = arg;
+
+	if (begin) {
+		sip_tp_send_batch_begin(w->tp);
+	} else {
+		sip_tp_send_batch_end(w->tp);
+		arm_timer(w);
+	}
 }
 
 /* The request callback: the minimal UAS answers INVITE at once (180, then
@@ -578,8 +590,9 @@ static int setup(struct sipd_worker *w)
 	r = sip_txn_table_create(&xc, &cb, w, &w->txns);
 	if (r < 0)
 		return r;
-	if (cfg->regq && (r = regq_open(cfg->regq, w->index, &w->loop,
-					registrar_send, w, &w->regq)) < 0)
+	if (cfg->regq &&
+	    (r = regq_open(cfg->regq, w->index, &w->loop, registrar_send,
+			   registrar_batch, w, &w->regq)) < 0)
 		return r;
 
 	for (unsigned i = 0; i < cfg->nlisten; i++) {

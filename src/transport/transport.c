@@ -140,7 +140,8 @@ struct sip_tp {
 	struct sip_tp_config cfg;
 	struct sip_limits limits;
 	bool destroying;
-	unsigned nhandles; /* open uv handles; freed at 0 when destroying */
+	unsigned send_batch; /* sip_tp_send_batch_begin() depth */
+	unsigned nhandles;   /* open uv handles; freed at 0 when destroying */
 	uv_timer_t sweep;
 	struct sip_tp_listener *listeners;
 	struct conn *conns; /* list head */
@@ -1533,13 +1534,27 @@ static int udp_send(struct sip_tp *tp, const struct sip_tp_dest *dst,
 	}
 	if (lsn->transport != SIP_TP_UDP)
 		return -EINVAL;
-	if (lsn->in_batch && len <= UDP_OUT_SLOT &&
+	if ((lsn->in_batch || tp->send_batch) && len <= UDP_OUT_SLOT &&
 	    dst->addr->sa_family == lsn->addr.sa.sa_family) {
 		udp_queue(lsn, dst->addr, buf, len);
 		return 0;
 	}
 	udp_flush(lsn);
 	return udp_send_now(lsn, dst->addr, buf, len);
+}
+
+void sip_tp_send_batch_begin(struct sip_tp *tp)
+{
+	tp->send_batch++;
+}
+
+void sip_tp_send_batch_end(struct sip_tp *tp)
+{
+	if (!tp->send_batch || --tp->send_batch)
+		return;
+	for (struct sip_tp_listener *l = tp->listeners; l; l = l->next)
+		if (l->transport == SIP_TP_UDP && !l->in_batch)
+			udp_flush(l);
 }
 
 /* ------------------------------------------------------------------------ */
