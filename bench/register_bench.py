@@ -40,10 +40,23 @@ def rss_kib(pid):
     return 0
 
 
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
+def cpu_ticks(pid, tid=None):
+    path = "/proc/%d/stat" % pid if tid is None else \
+        "/proc/%d/task/%d/stat" % (pid, tid)
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def thread_ticks(pid):
+    """CPU ticks per thread id."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            out[int(tid)] = cpu_ticks(pid, int(tid))
+        except OSError:
+            pass
+    return out
 
 
 class Sipd:
@@ -97,13 +110,19 @@ def run_rate(a, tmp, i):
     try:
         pid = sipd.proc.pid
         c0 = cpu_ticks(pid)
+        th0 = thread_ticks(pid)
         t0 = time.time()
         res = sipbench(a.build, a.load_core, sipd.port,
                        ["--users", str(a.users), "--inflight",
                         str(a.inflight), "--duration", str(a.duration)],
                        os.path.join(tmp, "run%d.json" % i))
         wall = time.time() - t0
-        cpu = (cpu_ticks(pid) - c0) / os.sysconf("SC_CLK_TCK") / wall
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu = (cpu_ticks(pid) - c0) / hz / wall
+        th1 = thread_ticks(pid)
+        # the two busiest threads: the worker and the store's writer
+        busy = sorted(((th1[t] - th0.get(t, 0)) / hz for t in th1),
+                      reverse=True)
         rss = rss_kib(pid)
     finally:
         sipd.stop()
@@ -111,7 +130,10 @@ def run_rate(a, tmp, i):
             "failed": res["failed"], "retransmissions": res["retransmissions"],
             "p50_ms": res["latency_ms"]["p50"],
             "p99_ms": res["latency_ms"]["p99"],
-            "sipd_cpu": round(cpu, 3), "sipd_rss_kib": rss}
+            "sipd_cpu": round(cpu, 3), "sipd_rss_kib": rss,
+            "thread_cpu_s": [round(b, 2) for b in busy[:3]],
+            "cpu_us_per_register": round(
+                (cpu * wall) / max(res["succeeded"], 1) * 1e6, 1)}
 
 
 def run_rss(a, tmp):
@@ -153,9 +175,11 @@ def main():
             r = run_rate(a, sub, i)
             out["runs"].append(r)
             print("run %d: %.0f REGISTER/s (200), %d failed, %d retx, "
-                  "p50 %.1f ms p99 %.1f ms, sipd CPU %.0f %%, RSS %d KiB" % (
+                  "p50 %.1f ms p99 %.1f ms, sipd CPU %.0f %% (%.1f us per "
+                  "200; busiest threads %s s), RSS %d KiB" % (
                       i + 1, r["rate"], r["failed"], r["retransmissions"],
                       r["p50_ms"], r["p99_ms"], r["sipd_cpu"] * 100,
+                      r["cpu_us_per_register"], r["thread_cpu_s"],
                       r["sipd_rss_kib"]), flush=True)
         if a.rss_users:
             sub = os.path.join(tmp, "rss")

@@ -247,11 +247,11 @@ struct loc_config {
 	unsigned queue_wait_ms; /**< wait for room when full (0: none)   */
 	unsigned batch_max;	/**< records per transaction (1000)      */
 	unsigned batch_ms;	/**< commit at least this often (10)     */
-	/** Start a transaction as soon as a change is queued instead of
-	 * gathering for batch_ms: for callers that wait for every change
-	 * (held answers). Batches still form from what is queued while
-	 * the previous transaction runs (group commit). */
-	bool eager;
+	/** When set, the gathering time in microseconds instead of
+	 * batch_ms: for callers that wait for every change (held answers),
+	 * a short window that still lets a batch form when the writer
+	 * shares a core with the threads that queue (group commit). */
+	unsigned batch_us;
 	loc_commit_fn *on_commit; /**< after each transaction; may be NULL */
 	void *commit_arg;
 };

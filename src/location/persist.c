@@ -123,8 +123,7 @@ struct loc_persist {
 	unsigned queue_max;
 	unsigned queue_wait_ms;
 	unsigned batch_max;
-	unsigned batch_ms;
-	bool eager;
+	unsigned batch_us; /* gathering time */
 };
 
 static void set_msg(char *errmsg, size_t cap, const char *fmt, ...)
@@ -365,8 +364,9 @@ int loc_persist_open(const struct loc_config *cfg,
 	p->queue_max = cfg->queue_max ? cfg->queue_max : 65536;
 	p->queue_wait_ms = cfg->queue_wait_ms;
 	p->batch_max = cfg->batch_max ? cfg->batch_max : 1000;
-	p->batch_ms = cfg->batch_ms ? cfg->batch_ms : 10;
-	p->eager = cfg->eager;
+	p->batch_us = cfg->batch_us   ? cfg->batch_us
+		      : cfg->batch_ms ? cfg->batch_ms * 1000u
+				      : 10000u;
 	p->cbs = *cbs;
 	p->on_commit = cfg->on_commit;
 	p->commit_arg = cfg->commit_arg;
@@ -453,11 +453,11 @@ fail:
 /* The queue                                                                */
 /* ------------------------------------------------------------------------ */
 
-static void deadline_in(struct timespec *ts, unsigned ms)
+static void deadline_in(struct timespec *ts, unsigned us)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts->tv_sec += us / 1000000u;
+	ts->tv_nsec += (long)(us % 1000000u) * 1000L;
 	if (ts->tv_nsec >= 1000000000L) {
 		ts->tv_sec++;
 		ts->tv_nsec -= 1000000000L;
@@ -474,7 +474,7 @@ static int reserve_locked(struct loc_persist *p)
 		if (!p->queue_wait_ms || p->stop)
 			return -EAGAIN;
 		if (!timed) {
-			deadline_in(&until, p->queue_wait_ms);
+			deadline_in(&until, p->queue_wait_ms * 1000u);
 			timed = true;
 		}
 		if (pthread_cond_timedwait(&p->cv_room, &p->mu, &until) ==
@@ -764,10 +764,10 @@ static void *writer_main(void *arg)
 			break;
 		/* Let a batch gather unless it is full or someone waits. */
 		if (p->queued < p->batch_max && !p->flushers && !p->stop &&
-		    !p->eager) {
+		    p->batch_us) {
 			struct timespec until;
 
-			deadline_in(&until, p->batch_ms);
+			deadline_in(&until, p->batch_us);
 			while (p->queued < p->batch_max && !p->flushers &&
 			       !p->stop &&
 			       pthread_cond_timedwait(&p->cv_work, &p->mu,

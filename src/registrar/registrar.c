@@ -492,6 +492,32 @@ static int apply(struct registrar *reg, struct request *rq,
 		seq_note(q, seq);
 		return r < 0 ? r : 0;
 	}
+	/* One contact: the store's own check of the ordering rule and its
+	 * single change are already all or nothing — no copy to undo from. */
+	unsigned live = 0, last = 0;
+	for (unsigned i = 0; i < rq->n; i++)
+		if (!rq->c[i].skip) {
+			live++;
+			last = i;
+		}
+	if (live == 0)
+		return 0; /* a query */
+	if (live == 1) {
+		struct entry *e = &rq->c[last];
+		struct loc_binding b;
+
+		if (e->expires == 0) {
+			r = loc_store_remove_seq(reg->store, rq->aor_s,
+						 e->uri_text, rq->call_id,
+						 rq->cseq, &seq);
+			seq_note(q, seq);
+			return r == -ENOENT ? 0 : r;
+		}
+		fill_binding(rq, e, ctx, &b);
+		r = loc_store_save_seq(reg->store, &b, &seq);
+		seq_note(q, seq);
+		return r < 0 ? r : 0;
+	}
 	s = malloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -430,7 +430,11 @@ static int open_services(struct sipd_main *m)
 	if (r < 0)
 		return r;
 	lcfg.on_commit = regq_hub_on_commit;
-	lcfg.eager = true; /* every change has an answer waiting */
+	/* every change has an answer waiting: gather 1 ms, not 10 (the
+	 * writer shares the workers' cores; without any gathering it
+	 * commits a row or two at a time and costs 2x per row, see
+	 * docs/PERFORMANCE.md) */
+	lcfg.batch_us = 1000;
 	lcfg.commit_arg = m->regq;
 	r = loc_store_open(&lcfg, &m->store, err, sizeof(err));
 	if (r < 0) {
