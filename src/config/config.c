@@ -43,6 +43,7 @@ static const struct keydef keys[CFG_NKEYS] = {
 	[CFG_K_TLS_CA] = {"tls", "ca", false},
 	[CFG_K_LOG_LEVEL] = {"log", "level", false},
 	[CFG_K_LOG_FORMAT] = {"log", "format", false},
+	[CFG_K_ADMIN] = {"server", "admin", false},
 };
 
 static const char *const sections[] = {"server", "registrar", "tls", "log"};
@@ -200,10 +201,12 @@ static int set_key(struct cfg *c, enum cfg_key k, const char *v, char *err,
 		memcpy(c->domain[c->ndomains++], v, strlen(v) + 1);
 		break;
 	case CFG_K_DB:
+	case CFG_K_ADMIN:
 	case CFG_K_TLS_CERT:
 	case CFG_K_TLS_KEY:
 	case CFG_K_TLS_CA: {
 		char *dst = k == CFG_K_DB	  ? c->db
+			    : k == CFG_K_ADMIN	  ? c->admin
 			    : k == CFG_K_TLS_CERT ? c->tls_cert
 			    : k == CFG_K_TLS_KEY  ? c->tls_key
 						  : c->tls_ca;
@@ -309,6 +312,9 @@ void cfg_merge(struct cfg *base, const struct cfg *over)
 			break;
 		case CFG_K_DB:
 			memcpy(base->db, over->db, sizeof(base->db));
+			break;
+		case CFG_K_ADMIN:
+			memcpy(base->admin, over->admin, sizeof(base->admin));
 			break;
 		case CFG_K_AUTH:
 			base->auth = over->auth;

@@ -69,6 +69,7 @@ enum cfg_key {
 	CFG_K_TLS_CA,
 	CFG_K_LOG_LEVEL,
 	CFG_K_LOG_FORMAT,
+	CFG_K_ADMIN,
 	CFG_NKEYS
 };
 
@@ -95,6 +96,9 @@ struct cfg {
 	char tls_ca[CFG_PATH_MAX];
 	enum cfg_log_level log_level;	/**< default info */
 	enum cfg_log_format log_format; /**< default text */
+	/** The admin socket: a path, "off", or empty for the default
+	 * (the database path + ".sock") */
+	char admin[CFG_PATH_MAX];
 
 	bool set[CFG_NKEYS];	  /**< the key was given               */
 	unsigned line[CFG_NKEYS]; /**< where (last time), 0 for a flag */

@@ -272,6 +272,16 @@ struct loc_config {
 int loc_store_open(const struct loc_config *cfg, struct loc_store **out,
 		   char *errmsg, size_t errcap);
 
+/**
+ * One binding as one text line for people and scripts (sipctl reg list,
+ * sipd's admin socket), tab-separated, ending in "\n":
+ * `AOR CONTACT expires=SECONDS-LEFT q=Q instance=(VALUE;reg-id=N|-)
+ * flow=TRANSPORT:SOURCE [path=PATH]`.
+ * @return the length written (NUL-terminated), -ENOSPC.
+ */
+int loc_binding_format(const struct loc_binding *b, int64_t now, char *buf,
+		       size_t cap);
+
 /* ------------------------------------------------------------------------ */
 /* Registrar helpers                                                        */
 /* ------------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "location/location.h"
 #include "registrar/registrar.h"
+#include "sipd/admin.h"
 #include "sipd/log.h"
 #include "sipd/regq.h"
 #include "sipd/worker.h"
@@ -76,6 +77,9 @@ static void usage(FILE *out)
 	      "                       ~/.local/share/sipd/sipd.db); the same "
 	      "file\n"
 	      "                       sipctl --db works on\n"
+	      "      --admin PATH|off the admin socket sipctl reg uses to\n"
+	      "                       reach the running server (default:\n"
+	      "                       the database path + .sock; mode 0600)\n"
 	      "      --auth on|off    digest authentication of REGISTER "
 	      "(default on)\n"
 	      "      --mode registrar what sipd does (only registrar for now)\n"
@@ -106,6 +110,7 @@ static const struct {
 	{"-w", "--workers", "server", "workers"},
 	{"-d", "--domain", "server", "domain"},
 	{NULL, "--db", "server", "db"},
+	{NULL, "--admin", "server", "admin"},
 	{NULL, "--auth", "server", "auth"},
 	{NULL, "--mode", "server", "mode"},
 	{NULL, "--min-expires", "registrar", "min_expires"},
@@ -313,6 +318,8 @@ struct sipd_main {
 	struct loc_store *store;
 	struct registrar *registrar;
 	struct regq_hub *regq; /* commits reported to the workers */
+	struct sipd_admin *admin;
+	char admin_path[PATH_MAX + 8];
 };
 
 static void on_limit(void *arg, const char *addr, unsigned failures)
@@ -536,6 +543,8 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 		needs_restart(m, CFG_K_WORKERS);
 	if (strcmp(o->db, n->db) != 0)
 		needs_restart(m, CFG_K_DB);
+	if (strcmp(o->admin, n->admin) != 0)
+		needs_restart(m, CFG_K_ADMIN);
 	if (o->mode != n->mode)
 		needs_restart(m, CFG_K_MODE);
 	if (o->uas != n->uas)
@@ -551,6 +560,7 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 	n->nlisten = o->nlisten;
 	n->workers = o->workers;
 	memcpy(n->db, o->db, sizeof(n->db));
+	memcpy(n->admin, o->admin, sizeof(n->admin));
 	n->mode = o->mode;
 	n->uas = o->uas;
 	memcpy(n->tls_cert, o->tls_cert, sizeof(n->tls_cert));
@@ -611,6 +621,32 @@ static void reload(struct sipd_main *m)
 	m->cfg = *n;
 }
 
+/* The admin socket: explicit path (its failure stops sipd), "off", or the
+ * database path + ".sock" (a failure is only warned about). */
+static int open_admin(struct sipd_main *m, uv_loop_t *loop)
+{
+	bool dflt = !m->cfg.admin[0];
+	char err[PATH_MAX + 128] = "";
+	int r;
+
+	if (!strcmp(m->cfg.admin, "off"))
+		return 0;
+	snprintf(m->admin_path, sizeof(m->admin_path), "%s%s",
+		 dflt ? m->db_path : m->cfg.admin, dflt ? ".sock" : "");
+	r = sipd_admin_open(loop, m->admin_path, m->store, m->log, &m->admin,
+			    err, sizeof(err));
+	if (r < 0) {
+		sipd_logf(m->log, dflt ? SIPD_LOG_WARN : SIPD_LOG_ERROR,
+			  SIPD_LOG_MAIN, "admin", "%s%s",
+			  err[0] ? err : uv_strerror(r),
+			  dflt ? "; running without it" : "");
+		return dflt ? 0 : r;
+	}
+	sipd_logf(m->log, SIPD_LOG_INFO, SIPD_LOG_MAIN, "admin",
+		  "admin socket %s", m->admin_path);
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Main loop                                                                */
 /* ------------------------------------------------------------------------ */
@@ -640,6 +676,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&m->sigint, NULL);
 	uv_close((uv_handle_t *)&m->sigterm, NULL);
 	uv_close((uv_handle_t *)&m->sighup, NULL);
+	sipd_admin_close(m->admin);
+	m->admin = NULL;
 	if (m->timer_on)
 		uv_close((uv_handle_t *)&m->expire_timer, NULL);
 	m->timer_on = false;
@@ -770,7 +808,9 @@ int main(int argc, char **argv)
 	sipd_logf(m.log, SIPD_LOG_INFO, SIPD_LOG_MAIN, "workers",
 		  "%u worker%s%s", m.nworkers, m.nworkers == 1 ? "" : "s",
 		  cfg.uas ? ", UAS mode" : "");
-	print_banner(&m);
+	if (r == 0)
+		r = open_admin(&m, loop);
+	print_banner(&m); /* "bindings loaded" last: tests wait for it */
 
 	if (r == 0)
 		start_loop(&m, loop);
@@ -781,6 +821,7 @@ int main(int argc, char **argv)
 		sipd_worker_join(m.workers[i]);
 	/* the workers are gone: write out every binding they acknowledged */
 	close_services(&m);
+	uv_run(loop, UV_RUN_NOWAIT); /* close callbacks of a failed start */
 	uv_loop_close(loop);
 	sipd_log_destroy(m.log);
 	return r == 0 ? 0 : 1;

@@ -31,11 +31,11 @@ SIPBENCH = sys.argv[3] if len(sys.argv) > 3 else None
 
 
 class Sipd:
-    def __init__(self, db, auth, workers=2):
+    def __init__(self, db, auth, workers=2, extra=()):
         self.proc = subprocess.Popen(
             [SIPD, "--db", db, "--auth", auth, "--domain", DOMAIN,
              "-l", "udp:127.0.0.1:0", "-l", "tcp:127.0.0.1:0",
-             "-w", str(workers)],
+             "-w", str(workers)] + list(extra),
             stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.udp = None
@@ -147,6 +147,148 @@ def authorization(ch, user, password, nc=1, uri="sip:" + DOMAIN):
 def sipctl(db, *args, stdin=None):
     return subprocess.run([SIPCTL, "--db", db] + list(args), input=stdin,
                           capture_output=True, text=True, check=True).stdout
+
+
+def sipctl_run(db, *args):
+    return subprocess.run([SIPCTL, "--db", db] + list(args),
+                          capture_output=True, text=True)
+
+
+def admin_raw(path, data):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(data)
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out.decode()
+
+
+def db_contacts(db, aor):
+    con = sqlite3.connect(db)
+    rows = [r[0] for r in con.execute(
+        "SELECT contact FROM bindings WHERE aor = ?", (aor,))]
+    con.close()
+    return sorted(rows)
+
+
+def admin_tests(db):
+    """sipctl reg through the running sipd's admin socket (memory and
+    database change together), and directly on the file without one."""
+    sock = db + ".sock"
+    a1 = "sip:adm1@" + DOMAIN
+    sipd = Sipd(db, "off")
+    c = Client(sipd.udp)
+    try:
+        check(any(("admin socket " + sock) in l for l in sipd.lines) and
+              os.path.exists(sock) and
+              (os.stat(sock).st_mode & 0o777) == 0o600,
+              "admin socket beside the database, mode 0600")
+        st, h = c.register("adm1", call_id="a1", headers=[
+            "Contact: <sip:adm1@127.0.0.1:5101>, <sip:adm1@127.0.0.1:5102>",
+            "Expires: 600"])
+        assert st == 200, st
+        st, h = c.register("adm2", call_id="a2", headers=[
+            "Contact: <sip:adm2@127.0.0.1:5103>", "Expires: 600"])
+        assert st == 200, st
+        out = sipctl(db, "reg", "list")
+        lines = [l.split("\t") for l in out.splitlines()]
+        check(sorted(l[1] for l in lines) == [
+            "sip:adm1@127.0.0.1:5101", "sip:adm1@127.0.0.1:5102",
+            "sip:adm2@127.0.0.1:5103"] and
+              all(590 <= int(l[2].split("=")[1]) <= 600 for l in lines),
+              "reg list through the socket: every binding, seconds left")
+        out = sipctl(db, "reg", "list", "adm1@" + DOMAIN)
+        check(len(out.splitlines()) == 2, "reg list AOR: its two bindings")
+
+        out = sipctl(db, "reg", "del", "adm1@" + DOMAIN,
+                     "sip:adm1@127.0.0.1:5101")
+        check("removed" in out, "reg del AOR CONTACT through the socket")
+        st, h = c.register("adm1", call_id="a1q")
+        check(st == 200 and contacts(h) == {"sip:adm1@127.0.0.1:5102":
+                                            contacts(h).get(
+                                                "sip:adm1@127.0.0.1:5102")}
+              and len(contacts(h)) == 1,
+              "the running sipd no longer has it (memory changed)")
+        check(db_contacts(db, a1) == ["sip:adm1@127.0.0.1:5102"],
+              "and the database neither (committed before the answer)")
+        r = sipctl_run(db, "reg", "del", a1, "sip:adm1@127.0.0.1:5999")
+        check(r.returncode == 1 and "no such binding" in r.stderr,
+              "reg del of a missing binding: exit 1, no such binding")
+        out = sipctl(db, "reg", "del", a1)
+        check("1 binding of " + a1 + " removed" in out,
+              "reg del AOR through the socket")
+        st, h = c.register("adm1", call_id="a1r")
+        check(st == 200 and contacts(h) == {} and db_contacts(db, a1) == [],
+              "AOR gone from memory and database")
+        r = sipctl_run(db, "reg", "del", a1)
+        check(r.returncode == 1 and "has no bindings" in r.stderr,
+              "reg del of an AOR without bindings: exit 1")
+
+        out = admin_raw(sock, b"hello there\n")
+        check(out.startswith("err EINVAL"), "unknown admin command: err")
+        out = admin_raw(sock, b"x" * 5000)
+        check(out.startswith("err E2BIG"), "over-long admin line: err")
+        out = admin_raw(sock, b"reg list not-an-aor\n")
+        check(out.startswith("err EINVAL"), "bad AOR: err")
+        check(admin_raw(sock, b"ping\n") == "ok 0\n" and
+              sipd.proc.poll() is None, "sipd answers on after bad input")
+
+        # --admin off: the file directly while sipd runs
+        out = sipctl(db, "reg", "--admin", "off", "list")
+        check([l.split("\t")[1] for l in out.splitlines()] ==
+              ["sip:adm2@127.0.0.1:5103"], "reg --admin off reads the file")
+    finally:
+        sipd.stop()
+    check(not os.path.exists(sock), "socket file removed on SIGTERM")
+
+    # no sipd: the database directly
+    out = sipctl(db, "reg", "list")
+    check([l.split("\t")[1] for l in out.splitlines()] ==
+          ["sip:adm2@127.0.0.1:5103"], "reg list without sipd: the file")
+    out = sipctl(db, "reg", "del", "adm2@" + DOMAIN)
+    check("1 binding" in out and
+          db_contacts(db, "sip:adm2@" + DOMAIN) == [],
+          "reg del without sipd: the file")
+
+    # a socket file left by a killed sipd is replaced; sipctl falls back
+    sipd = Sipd(db, "off")
+    sipd.stop(signal.SIGKILL)
+    check(os.path.exists(sock), "killed sipd leaves its socket file")
+    r = sipctl_run(db, "reg", "list")
+    check(r.returncode == 0 and r.stdout == "",
+          "sipctl with a stale socket file uses the database")
+    sipd = Sipd(db, "off")
+    try:
+        check(admin_raw(sock, b"ping\n") == "ok 0\n",
+              "a new sipd takes over a stale socket file")
+        other = os.path.join(os.path.dirname(db), "other.sock")
+        second = subprocess.run(
+            [SIPD, "--db", db, "--admin", sock, "-l", "udp:127.0.0.1:0"],
+            capture_output=True, text=True, timeout=20)
+        check(second.returncode != 0 and "admin socket" in second.stderr,
+              "a second sipd on a live admin socket refuses to start")
+    finally:
+        sipd.stop()
+    sipd = Sipd(db, "off", extra=["--admin", other])
+    try:
+        check(os.path.exists(other) and not os.path.exists(sock),
+              "--admin PATH puts the socket there")
+        out = sipctl(db, "reg", "--admin", other, "list")
+        check(out == "", "sipctl reg --admin PATH uses it")
+    finally:
+        sipd.stop()
+    sipd = Sipd(db, "off", extra=["--admin", "off"])
+    try:
+        check(not os.path.exists(sock) and not os.path.exists(other),
+              "--admin off: no socket")
+    finally:
+        sipd.stop()
 
 
 def check(cond, what):
@@ -322,6 +464,7 @@ def main():
         sipctl(db, "user", "add", "bob@" + DOMAIN, "--password", "pw-bob")
         auth_tests(db)
         commit_failure_tests(db)
+        admin_tests(db)
         persistence_tests(db)
     print("test_registrar: all passed")
 

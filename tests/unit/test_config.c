@@ -69,6 +69,7 @@ static void test_every_key(void **state)
 			       "auth = off\n"
 			       "mode = registrar\n"
 			       "uas = on\n"
+			       "admin = /run/sipd/admin.sock\n"
 			       "[registrar]\n"
 			       "min_expires = 30\n"
 			       "max_expires = 600\n"
@@ -90,6 +91,7 @@ static void test_every_key(void **state)
 	assert_false(c.auth);
 	assert_int_equal(c.mode, CFG_MODE_REGISTRAR);
 	assert_true(c.uas);
+	assert_string_equal(c.admin, "/run/sipd/admin.sock");
 	assert_int_equal(c.min_expires, 30);
 	assert_int_equal(c.max_expires, 600);
 	assert_int_equal(c.default_expires, 300);
@@ -101,7 +103,7 @@ static void test_every_key(void **state)
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_true(c.set[k]);
 	assert_int_equal(c.line[CFG_K_WORKERS], 3);
-	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 19);
+	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 20);
 	assert_int_equal(cfg_validate(&c, &errs), 0);
 }
 
