@@ -14,9 +14,11 @@ run, drain included), failures, sipd's CPU (utime + stime over the load,
 as a share of one core) and its VmRSS after.
 
 --rss-users N (0: skip): one more sipd, N users registered once each
-(sipbench --max-requests N), then VmRSS after minus VmRSS before the load,
-divided by the bindings sipd holds (read back with its admin socket when it
-has one, else from sipbench's successes).
+(sipbench --max-requests N, --expires 7200), then VmRSS minus VmRSS before
+the load, divided by the bindings (sipbench's successes: one per user),
+right after the load and again 65 s later, once the server transactions
+of the load (Timer J, 32 s over UDP) are gone and sipd has given the pages
+they freed back (malloc_trim every 30 s).
 
 Stops every process it starts by its PID. Everything is on 127.0.0.1.
 """
@@ -147,12 +149,20 @@ def run_rss(a, tmp):
                        os.path.join(tmp, "rss.json"))
         time.sleep(1)
         after = rss_kib(sipd.proc.pid)
+        # the server transactions of the load live on for Timer J (32 s
+        # over UDP), and sipd gives freed pages back every 30 s: measure
+        # again once both have passed
+        time.sleep(65)
+        settled = rss_kib(sipd.proc.pid)
     finally:
         sipd.stop()
     n = res["succeeded"]
-    return {"users": a.rss_users, "bindings": n, "rss_before_kib": before,
-            "rss_after_kib": after,
-            "bytes_per_binding": round((after - before) * 1024 / max(n, 1))}
+    return {"users": a.rss_users, "bindings": n, "failed": res["failed"],
+            "rate": res["rate"], "rss_before_kib": before,
+            "rss_after_kib": after, "rss_settled_kib": settled,
+            "bytes_per_binding": round((after - before) * 1024 / max(n, 1)),
+            "bytes_per_binding_settled":
+                round((settled - before) * 1024 / max(n, 1))}
 
 
 def main():
@@ -186,9 +196,13 @@ def main():
             os.mkdir(sub)
             r = run_rss(a, sub)
             out["rss"] = r
-            print("rss: %d bindings, VmRSS %d -> %d KiB, %d B per binding" % (
-                r["bindings"], r["rss_before_kib"], r["rss_after_kib"],
-                r["bytes_per_binding"]))
+            print("rss: %d bindings (%d failed, %.0f/s), VmRSS %d -> %d KiB "
+                  "right after (%d B per binding), %d KiB 65 s later "
+                  "(%d B per binding)" % (
+                      r["bindings"], r["failed"], r["rate"],
+                      r["rss_before_kib"], r["rss_after_kib"],
+                      r["bytes_per_binding"], r["rss_settled_kib"],
+                      r["bytes_per_binding_settled"]))
     out["load_average"] = os.getloadavg()
     if a.json:
         with open(a.json, "w") as f:

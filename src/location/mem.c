@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NSHARDS 64
 #define SHARD_BITS 6
@@ -54,8 +55,31 @@ struct aor {
 	char s[];
 };
 
+/* Bindings and AOR records come from per-shard pools of 16-byte size
+ * classes carved from mmap'd chunks, not from malloc: they live for hours
+ * while the transactions of the requests that made them (allocated by the
+ * same worker threads) live for seconds, and in malloc's heap every
+ * binding would pin the pages of the transactions around it. A pool also
+ * saves malloc's per-allocation header. Larger objects use malloc. */
+#define POOL_GRAIN 16
+#define POOL_CLASSES 48 /* up to 768 bytes */
+#define POOL_CHUNK ((size_t)256 * 1024)
+
+struct pool_free {
+	struct pool_free *next;
+};
+
+struct pool {
+	struct pool_free *free[POOL_CLASSES + 1];
+	char *cur; /* the unused rest of the newest chunk */
+	size_t left;
+	void **chunks; /* every chunk, for destroy */
+	size_t nchunks, capchunks;
+};
+
 struct shard {
 	alignas(64) pthread_mutex_t mu; /* one cache line per shard at least */
+	struct pool pool;
 	struct aor **buckets;
 	uint32_t nbuckets; /* power of two, or 0 */
 	uint32_t naor;
@@ -70,6 +94,75 @@ struct mem {
 	unsigned max_per_aor;
 	atomic_uint_fast64_t next_id;
 };
+
+/* ------------------------------------------------------------------------ */
+/* Pools (per shard, used with the shard locked)                            */
+/* ------------------------------------------------------------------------ */
+
+static size_t pool_class(size_t size)
+{
+	return (size + POOL_GRAIN - 1) / POOL_GRAIN;
+}
+
+static void *pool_alloc(struct pool *p, size_t size)
+{
+	size_t c = pool_class(size), bytes = c * POOL_GRAIN;
+	void *r;
+
+	if (c > POOL_CLASSES)
+		return malloc(size);
+	if (p->free[c]) {
+		struct pool_free *f = p->free[c];
+		p->free[c] = f->next;
+		return f;
+	}
+	if (p->left < bytes) {
+		void *chunk;
+
+		if (p->nchunks == p->capchunks) {
+			size_t cap = p->capchunks ? p->capchunks * 2 : 16;
+			void **v = realloc(p->chunks, cap * sizeof(*v));
+			if (!v)
+				return NULL;
+			p->chunks = v;
+			p->capchunks = cap;
+		}
+		chunk = mmap(NULL, POOL_CHUNK, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (chunk == MAP_FAILED)
+			return NULL;
+		p->chunks[p->nchunks++] = chunk;
+		p->cur = chunk;
+		p->left = POOL_CHUNK;
+	}
+	r = p->cur;
+	p->cur += bytes;
+	p->left -= bytes;
+	return r;
+}
+
+static void pool_release(struct pool *p, void *obj, size_t size)
+{
+	size_t c = pool_class(size);
+	struct pool_free *f = obj;
+
+	if (!obj)
+		return;
+	if (c > POOL_CLASSES) {
+		free(obj);
+		return;
+	}
+	f->next = p->free[c];
+	p->free[c] = f;
+}
+
+static void pool_destroy(struct pool *p)
+{
+	for (size_t i = 0; i < p->nchunks; i++)
+		munmap(p->chunks[i], POOL_CHUNK);
+	free(p->chunks);
+	memset(p, 0, sizeof(*p));
+}
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -125,8 +218,24 @@ static void view(const struct bnd *b, struct loc_binding *v)
 	};
 }
 
+static size_t bnd_size(const struct bnd *b)
+{
+	size_t n = sizeof(*b);
+
+	for (int i = 0; i < NS; i++)
+		n += b->len[i];
+	return n;
+}
+
+static void bnd_free(struct shard *sh, struct bnd *b)
+{
+	if (b)
+		pool_release(&sh->pool, b, bnd_size(b));
+}
+
 /* A binding built from @p v (heap index and links unset). */
-static struct bnd *bnd_new(const struct loc_binding *v, uint64_t id)
+static struct bnd *bnd_new(struct shard *sh, const struct loc_binding *v,
+			   uint64_t id)
 {
 	const sip_str f[NS] = {v->contact,  v->call_id, v->path,
 			       v->instance, v->source,	v->user_agent};
@@ -135,7 +244,7 @@ static struct bnd *bnd_new(const struct loc_binding *v, uint64_t id)
 
 	for (int i = 0; i < NS; i++)
 		total += f[i].len;
-	b = malloc(sizeof(*b) + total);
+	b = pool_alloc(&sh->pool, sizeof(*b) + total);
 	if (!b)
 		return NULL;
 	b->next = NULL;
@@ -314,7 +423,7 @@ static struct aor *aor_add(struct shard *sh, sip_str aor, uint32_t h)
 {
 	if (sh->naor >= sh->nbuckets && table_grow(sh) < 0 && !sh->nbuckets)
 		return NULL;
-	struct aor *a = malloc(sizeof(*a) + aor.len);
+	struct aor *a = pool_alloc(&sh->pool, sizeof(*a) + aor.len);
 	if (!a)
 		return NULL;
 	a->first = NULL;
@@ -340,7 +449,7 @@ static void aor_release(struct shard *sh, struct aor *a)
 		*link = a->next;
 		sh->naor--;
 	}
-	free(a);
+	pool_release(&sh->pool, a, sizeof(*a) + a->len);
 }
 
 /* Unlink @p b from its AOR's list (not from the heap, not freed). */
@@ -421,14 +530,14 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		    loc_order_check(bfield(old, S_CALL_ID), old->cseq,
 				    v->call_id, v->cseq) == LOC_ORDER_STALE)
 			return -ESTALE;
-		b = bnd_new(v, old->id);
+		b = bnd_new(sh, v, old->id);
 		if (!b)
 			return -ENOMEM;
 		b->aor = a;
 		b->next = old->next;
 		*link = b;
 		heap_replace(sh, old, b);
-		free(old);
+		bnd_free(sh, old);
 		*out = b;
 		return LOC_SAVE_UPDATED;
 	}
@@ -438,11 +547,11 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		return -ENOMEM;
 	if (!id)
 		id = atomic_fetch_add(&m->next_id, 1);
-	b = bnd_new(v, id);
+	b = bnd_new(sh, v, id);
 	if (!b)
 		return -ENOMEM;
 	if (!a && !(a = aor_add(sh, v->aor, (uint32_t)h))) {
-		free(b);
+		bnd_free(sh, b);
 		return -ENOMEM;
 	}
 	b->aor = a;
@@ -521,7 +630,7 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 			*seq = loc_persist_push(m->persist, chg, 0);
 			chg = NULL;
 		}
-		free(b);
+		bnd_free(sh, b);
 		aor_release(sh, a);
 		rc = 0;
 	}
@@ -563,7 +672,7 @@ static int mem_remove_aor(void *impl, sip_str aor, sip_str call_id,
 			heap_remove(sh, b);
 			if (chg)
 				loc_persist_add_id(chg, b->id);
-			free(b);
+			bnd_free(sh, b);
 			b = next;
 			n++;
 		}
@@ -635,7 +744,7 @@ static size_t mem_expire(void *impl, int64_t now, loc_binding_cb *cb, void *arg)
 			 * drops it (expired rows are never loaded) */
 			if (m->persist && nids < cap)
 				ids[nids++] = b->id;
-			free(b);
+			bnd_free(sh, b);
 			aor_release(sh, a);
 			n++;
 		}
@@ -704,13 +813,14 @@ static void mem_free(struct mem *m)
 				struct bnd *b = a->first;
 				while (b) {
 					struct bnd *bn = b->next;
-					free(b);
+					bnd_free(sh, b); /* malloc'd ones */
 					b = bn;
 				}
-				free(a);
+				pool_release(&sh->pool, a, sizeof(*a) + a->len);
 				a = next;
 			}
 		}
+		pool_destroy(&sh->pool);
 		free(sh->buckets);
 		free(sh->heap);
 		pthread_mutex_destroy(&sh->mu);
@@ -777,7 +887,7 @@ static void revert_row(void *arg, sip_str aor, uint64_t id, uint64_t seq,
 		/* the failed UPSERT is what memory holds: undo it */
 		if (b && b->seq == seq) {
 			if (row && !check_binding(row, &uri) &&
-			    (nb = bnd_new(row, id))) {
+			    (nb = bnd_new(sh, row, id))) {
 				nb->aor = a;
 				nb->next = b->next;
 				for (link = &a->first; *link != b;
@@ -788,7 +898,7 @@ static void revert_row(void *arg, sip_str aor, uint64_t id, uint64_t seq,
 			} else {
 				bnd_unlink(sh, b);
 			}
-			free(b);
+			bnd_free(sh, b);
 			aor_release(sh, a);
 		}
 	} else if (row && !b && !check_binding(row, &uri)) {

@@ -23,6 +23,8 @@
  * at most UDP_OUT_MAX datagrams of up to UDP_OUT_SLOT bytes each. */
 #define UDP_OUT_MAX 64
 #define UDP_OUT_SLOT ((size_t)2048)
+/** Receive buffer asked for each UDP socket (bytes). */
+#define UDP_RCVBUF (4 * 1024 * 1024)
 /** Stream read buffer, shared by every connection of a transport. */
 #define READ_BUF ((size_t)64 * 1024)
 /** TLS plaintext scratch, shared. */
@@ -1569,6 +1571,15 @@ static int make_socket(const struct sockaddr *addr, int type, bool reuseport)
 
 	if (fd < 0)
 		return -errno;
+	if (type == SOCK_DGRAM) {
+		/* The default (about 200 KiB) holds some 150 datagrams: a
+		 * burst of requests while the worker is busy or descheduled
+		 * would be dropped and cost the clients a retransmission.
+		 * Best effort: the kernel caps it at net.core.rmem_max. */
+		int sz = UDP_RCVBUF;
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	if ((type == SOCK_STREAM &&
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))) ||
 	    (reuseport &&
