@@ -693,11 +693,11 @@ static void write_date(struct sip_writer *w, int64_t now)
 	if (!gmtime_r(&tt, &tm) || tm.tm_wday < 0 || tm.tm_wday > 6 ||
 	    tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_year < -1900)
 		return;
-	tx_s(&t, (sip_str){days + 3 * tm.tm_wday, 3});
+	tx_s(&t, (sip_str){days + (size_t)3 * (size_t)tm.tm_wday, 3});
 	tx_s(&t, SIP_STR_LIT(", "));
 	tx_u(&t, (unsigned)tm.tm_mday, 2);
 	tx_s(&t, SIP_STR_LIT(" "));
-	tx_s(&t, (sip_str){months + 3 * tm.tm_mon, 3});
+	tx_s(&t, (sip_str){months + (size_t)3 * (size_t)tm.tm_mon, 3});
 	tx_s(&t, SIP_STR_LIT(" "));
 	tx_u(&t, (uint64_t)tm.tm_year + 1900, 4);
 	tx_s(&t, SIP_STR_LIT(" "));

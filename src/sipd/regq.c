@@ -68,7 +68,8 @@ struct regq_hub {
 
 int regq_hub_create(unsigned nworkers, struct regq_hub **out)
 {
-	struct regq_hub *h = calloc(1, sizeof(*h) + nworkers * sizeof(h->q[0]));
+	struct regq_hub *h =
+		calloc(1, sizeof(*h) + nworkers * sizeof(struct regq *));
 
 	if (!h)
 		return -ENOMEM;

@@ -139,7 +139,7 @@ int sip_tp_uri_format(unsigned transport, const struct sockaddr *addr,
 		/* without snprintf: the registrar formats every source */
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)addr;
 		char text[48], port[8];
-		size_t tl = strlen(tp), hl, pl = sizeof(port);
+		size_t tl = strlen(tp), hl, pl = sizeof(port), k = 0;
 		unsigned v = ntohs(s4->sin_port);
 
 		ipv4_text(&s4->sin_addr, host);
@@ -148,16 +148,18 @@ int sip_tp_uri_format(unsigned transport, const struct sockaddr *addr,
 			port[--pl] = (char)('0' + v % 10);
 			v /= 10;
 		} while (v);
-		memcpy(text, tp, tl);
-		text[tl] = ':';
-		memcpy(text + tl + 1, host, hl);
-		text[tl + 1 + hl] = ':';
-		memcpy(text + tl + 2 + hl, port + pl, sizeof(port) - pl);
-		n = (int)(tl + 2 + hl + sizeof(port) - pl);
-		if ((size_t)n < cap) {
-			memcpy(buf, text, (size_t)n);
-			buf[n] = '\0';
-		}
+		for (size_t i = 0; i < tl; i++)
+			text[k++] = tp[i];
+		text[k++] = ':';
+		for (size_t i = 0; i < hl; i++)
+			text[k++] = host[i];
+		text[k++] = ':';
+		for (size_t i = pl; i < sizeof(port); i++)
+			text[k++] = port[i];
+		text[k] = '\0';
+		n = (int)k;
+		if (k < cap)
+			memcpy(buf, text, k + 1);
 	} else if (addr->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 =
 			(const struct sockaddr_in6 *)addr;
