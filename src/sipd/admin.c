@@ -23,6 +23,10 @@
 
 /* Connections open at once; more are closed at once. */
 #define MAX_CONNS 16
+/* A connection that has not sent its line within IDLE_MS, or not read its
+ * answer and closed within ANSWER_MS after, is closed. */
+#define IDLE_MS 10000
+#define ANSWER_MS 120000
 
 struct sipd_admin {
 	uv_pipe_t server;
@@ -38,6 +42,8 @@ struct sipd_admin {
 
 struct aconn {
 	uv_pipe_t pipe;
+	uv_timer_t idle;
+	unsigned handles; /* open: pipe and timer */
 	struct sipd_admin *a;
 	struct aconn *prev, *next;
 	uv_write_t wr;
@@ -222,6 +228,8 @@ static void conn_closed(uv_handle_t *h)
 	struct aconn *c = h->data;
 	struct sipd_admin *a = c->a;
 
+	if (--c->handles)
+		return; /* the other handle's callback frees */
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -237,8 +245,15 @@ static void conn_closed(uv_handle_t *h)
 
 static void conn_close(struct aconn *c)
 {
-	if (!uv_is_closing((uv_handle_t *)&c->pipe))
+	if (!uv_is_closing((uv_handle_t *)&c->pipe)) {
 		uv_close((uv_handle_t *)&c->pipe, conn_closed);
+		uv_close((uv_handle_t *)&c->idle, conn_closed);
+	}
+}
+
+static void on_idle(uv_timer_t *t)
+{
+	conn_close(t->data);
 }
 
 static void shut(uv_shutdown_t *req, int status)
@@ -267,6 +282,7 @@ static void answer(struct aconn *c)
 
 	c->answered = true;
 	c->n = 0;
+	uv_timer_start(&c->idle, on_idle, ANSWER_MS, 0);
 	if (c->outfail) {
 		conn_close(c);
 		return;
@@ -325,8 +341,12 @@ static void on_connection(uv_stream_t *server, int status)
 		free(c);
 		return;
 	}
+	uv_timer_init(a->loop, &c->idle);
+	c->handles = 2;
 	c->a = a;
 	c->pipe.data = c;
+	c->idle.data = c;
+	uv_timer_start(&c->idle, on_idle, IDLE_MS, 0);
 	c->next = a->conns;
 	if (a->conns)
 		a->conns->prev = c;

@@ -15,8 +15,11 @@
  * loc_binding_format() writes it (reg list), then one status line:
  * "ok N" (N: bindings listed or removed; ping: 0) or "err NAME TEXT"
  * (NAME an errno name such as ENOENT or EINVAL). Then the server closes
- * the connection. A removal is answered once the database has committed it
- * (the main thread waits for the store's writer; the workers do not).
+ * the connection. A connection that sends no complete line within 10 s
+ * is closed, and so is one that has not read its answer within 120 s; at
+ * most 16 are open at once (more are closed at once). A removal is answered
+ * once the database has committed it (the main thread waits for the store's
+ * writer; the workers do not).
  */
 #ifndef SIPD_ADMIN_H
 #define SIPD_ADMIN_H

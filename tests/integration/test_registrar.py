@@ -184,7 +184,11 @@ def admin_tests(db):
     a1 = "sip:adm1@" + DOMAIN
     sipd = Sipd(db, "off")
     c = Client(sipd.udp)
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.settimeout(30)
     try:
+        silent.connect(sock)
+        silent_t0 = time.time()
         check(any(("admin socket " + sock) in l for l in sipd.lines) and
               os.path.exists(sock) and
               (os.stat(sock).st_mode & 0o777) == 0o600,
@@ -239,6 +243,10 @@ def admin_tests(db):
         check(admin_raw(sock, b"ping\n") == "ok 0\n" and
               sipd.proc.poll() is None, "sipd answers on after bad input")
 
+        check(silent.recv(100) == b"" and
+              9 <= time.time() - silent_t0 <= 20,
+              "a connection that sends nothing is closed after 10 s")
+        silent.close()
         # --admin off: the file directly while sipd runs
         out = sipctl(db, "reg", "--admin", "off", "list")
         check([l.split("\t")[1] for l in out.splitlines()] ==
