@@ -86,8 +86,10 @@ struct registrar_config {
 	 * (loc_store_save_seq()); the caller sends it once the store's
 	 * on_commit reports them committed, and answers a failed commit
 	 * with registrar_failed_answer() (500 with Retry-After; the store
-	 * has put memory back). Nothing waits: the caller's thread goes on
-	 * with other requests. */
+	 * has put memory back, so a 500 leaves neither memory nor database
+	 * changed — except the committed half of a several-contact request
+	 * whose changes fell into two transactions). Nothing waits: the
+	 * caller's thread goes on with other requests. */
 	bool durable;
 };
 
