@@ -128,7 +128,8 @@ void regq_hub_on_commit(void *arg, uint64_t first, uint64_t last, int err)
 			/* without memory for the range, the worker is not
 			 * told: it would answer 200 — so keep it at 0 and
 			 * answer 500 to every held one instead */
-			if (fails_add(&q->reported, first, last) < 0)
+			if (q->reported.n != SIZE_MAX &&
+			    fails_add(&q->reported, first, last) < 0)
 				q->reported.n = SIZE_MAX;
 			pthread_mutex_unlock(&q->mu);
 		}
@@ -154,7 +155,6 @@ static bool failed(const struct fails *f, const struct held *h)
 static void drain(struct regq *q)
 {
 	uint64_t done = atomic_load(&q->done);
-	char out[1024];
 
 	pthread_mutex_lock(&q->mu);
 	if (q->reported.n == SIZE_MAX) {
@@ -183,10 +183,16 @@ static void drain(struct regq *q)
 		if (!failed(&q->mine, h)) {
 			q->send(q->arg, h->user, h->buf, h->len, 200);
 		} else {
-			int n = registrar_failed_answer(h->buf, h->len, out,
-							sizeof(out));
+			/* the 500 repeats the 200's Via, From, To, Call-ID and
+			 * CSeq: never longer than it plus a few lines */
+			size_t cap = h->len + 256;
+			char *out = malloc(cap);
+			int n = out ? registrar_failed_answer(h->buf, h->len,
+							      out, cap)
+				    : -ENOMEM;
 			if (n > 0)
 				q->send(q->arg, h->user, out, (size_t)n, 500);
+			free(out);
 		}
 		free(h);
 	}

@@ -306,7 +306,7 @@ static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
 	if (res.status == 0)
 		return;
 	if (res.pending && w->regq) {
-		char fail[1024];
+		char *fail;
 		int n;
 
 		if (regq_hold(w->regq, res.seq_first, res.seq_last, txn, w->out,
@@ -314,10 +314,14 @@ static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
 			w->reg_note = "held until committed";
 			return;
 		}
-		n = registrar_failed_answer(w->out, res.len, fail,
-					    sizeof(fail));
+		/* cannot hold it (out of memory): 500, see ARCHITECTURE.md */
+		fail = malloc(res.len + 256);
+		n = fail ? registrar_failed_answer(w->out, res.len, fail,
+						   res.len + 256)
+			 : -ENOMEM;
 		if (n > 0)
 			sip_txn_respond(txn, fail, (size_t)n, uv_now(&w->loop));
+		free(fail);
 		return;
 	}
 	if (sip_txn_respond(txn, w->out, res.len, uv_now(&w->loop)) < 0)
