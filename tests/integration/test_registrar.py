@@ -464,6 +464,47 @@ def commit_failure_tests(db):
     con.close()
 
 
+def shutdown_tests(db, n=300):
+    """SIGTERM right after a burst of REGISTERs: sipd answers what it held
+    once committed, and every binding answered 200 is in the database."""
+    sipd = Sipd(db, "off", workers=2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.bind(("127.0.0.1", 0))
+    lport = sock.getsockname()[1]
+    for i in range(n):
+        to = "sip:sd%d@%s" % (i, DOMAIN)
+        msg = ("REGISTER sip:%s SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-sd-%d\r\n"
+               "Max-Forwards: 70\r\nFrom: <%s>;tag=s%d\r\nTo: <%s>\r\n"
+               "Call-ID: sd%d\r\nCSeq: 1 REGISTER\r\n"
+               "Contact: <sip:sd%d@127.0.0.1:7000>\r\nExpires: 600\r\n"
+               "Content-Length: 0\r\n\r\n") % (
+                   DOMAIN, lport, i, to, i, to, i, i)
+        sock.sendto(msg.encode(), ("127.0.0.1", sipd.udp))
+    sipd.stop()
+    ok = set()
+    sock.settimeout(0.5)
+    try:
+        while True:
+            data = sock.recv(65535).decode()
+            m = re.search(r"branch=z9hG4bK-sd-(\d+)", data)
+            if data.startswith("SIP/2.0 200") and m:
+                ok.add(int(m.group(1)))
+    except socket.timeout:
+        pass
+    sock.close()
+    con = sqlite3.connect(db)
+    stored = set(int(r[0][len("sip:sd"):].split("@")[0]) for r in con.execute(
+        "SELECT aor FROM bindings WHERE aor LIKE 'sip:sd%'"))
+    con.execute("DELETE FROM bindings WHERE aor LIKE 'sip:sd%'")
+    con.commit()
+    con.close()
+    check(sipd.proc.returncode == 0 and ok and ok <= stored,
+          "SIGTERM after a burst: %d of %d answered 200, all of them stored"
+          % (len(ok), n))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "sipd.db")
@@ -473,6 +514,7 @@ def main():
         auth_tests(db)
         commit_failure_tests(db)
         admin_tests(db)
+        shutdown_tests(db)
         persistence_tests(db)
     print("test_registrar: all passed")
 
