@@ -12,7 +12,8 @@
  * CANCEL matching) → sipd_handle_request() (checks, verdicts, OPTIONS) →
  * for INVITE/BYE/CANCEL in UAS mode, a server transaction and the UAS core
  * below; for REGISTER, a non-INVITE server transaction (retransmissions
- * are absorbed by it) and registrar_handle(), which writes the answer.
+ * are absorbed by it) and registrar_handle(), which writes the answer —
+ * held until the change is committed when it changed bindings (regq.c).
  */
 #include "sipd/worker.h"
 
