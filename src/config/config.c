@@ -49,6 +49,7 @@ static const struct keydef keys[CFG_NKEYS] = {
 	[CFG_K_PROXY_ROUTE] = {"proxy", "route", true},
 	[CFG_K_PROXY_TRUSTED] = {"proxy", "trusted", true},
 	[CFG_K_PROXY_FORK_TIMEOUT] = {"proxy", "fork_timeout", false},
+	[CFG_K_ADMIN] = {"server", "admin", false},
 };
 
 static const char *const sections[] = {"server", "registrar", "tls", "log",
@@ -239,10 +240,12 @@ static int set_key(struct cfg *c, enum cfg_key k, const char *v, char *err,
 		memcpy(c->domain[c->ndomains++], v, strlen(v) + 1);
 		break;
 	case CFG_K_DB:
+	case CFG_K_ADMIN:
 	case CFG_K_TLS_CERT:
 	case CFG_K_TLS_KEY:
 	case CFG_K_TLS_CA: {
 		char *dst = k == CFG_K_DB	  ? c->db
+			    : k == CFG_K_ADMIN	  ? c->admin
 			    : k == CFG_K_TLS_CERT ? c->tls_cert
 			    : k == CFG_K_TLS_KEY  ? c->tls_key
 						  : c->tls_ca;
@@ -403,6 +406,9 @@ void cfg_merge(struct cfg *base, const struct cfg *over)
 			break;
 		case CFG_K_DB:
 			memcpy(base->db, over->db, sizeof(base->db));
+			break;
+		case CFG_K_ADMIN:
+			memcpy(base->admin, over->admin, sizeof(base->admin));
 			break;
 		case CFG_K_AUTH:
 			base->auth = over->auth;

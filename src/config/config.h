@@ -86,6 +86,7 @@ enum cfg_key {
 	CFG_K_PROXY_ROUTE,
 	CFG_K_PROXY_TRUSTED,
 	CFG_K_PROXY_FORK_TIMEOUT,
+	CFG_K_ADMIN,
 	CFG_NKEYS
 };
 
@@ -121,6 +122,9 @@ struct cfg {
 	char trusted[CFG_MAX_TRUSTED][CFG_URI_MAX];
 	unsigned ntrusted;
 	unsigned fork_timeout; /**< ms a q group rings; default 30000 */
+	/** The admin socket: a path, "off", or empty for the default
+	 * (the database path + ".sock") */
+	char admin[CFG_PATH_MAX];
 
 	bool set[CFG_NKEYS];	  /**< the key was given               */
 	unsigned line[CFG_NKEYS]; /**< where (last time), 0 for a flag */

@@ -3,6 +3,7 @@
  * the canonical AOR. */
 #include "location/location.h"
 
+#include "resolv/resolv.h"
 #include "sipmsg/sipmsg.h"
 
 #include <errno.h>
@@ -31,19 +32,46 @@ void loc_store_destroy(struct loc_store *s)
 
 int loc_store_save(struct loc_store *s, const struct loc_binding *b)
 {
-	return s->ops->save(s->impl, b);
+	uint64_t seq = 0;
+
+	return s->ops->save(s->impl, b, &seq);
 }
 
 int loc_store_remove(struct loc_store *s, sip_str aor, sip_str contact,
 		     sip_str call_id, uint32_t cseq)
 {
-	return s->ops->remove(s->impl, aor, contact, call_id, cseq);
+	uint64_t seq = 0;
+
+	return s->ops->remove(s->impl, aor, contact, call_id, cseq, &seq);
 }
 
 int loc_store_remove_aor(struct loc_store *s, sip_str aor, sip_str call_id,
 			 uint32_t cseq)
 {
-	return s->ops->remove_aor(s->impl, aor, call_id, cseq);
+	uint64_t seq = 0;
+
+	return s->ops->remove_aor(s->impl, aor, call_id, cseq, &seq);
+}
+
+int loc_store_save_seq(struct loc_store *s, const struct loc_binding *b,
+		       uint64_t *seq)
+{
+	*seq = 0;
+	return s->ops->save(s->impl, b, seq);
+}
+
+int loc_store_remove_seq(struct loc_store *s, sip_str aor, sip_str contact,
+			 sip_str call_id, uint32_t cseq, uint64_t *seq)
+{
+	*seq = 0;
+	return s->ops->remove(s->impl, aor, contact, call_id, cseq, seq);
+}
+
+int loc_store_remove_aor_seq(struct loc_store *s, sip_str aor, sip_str call_id,
+			     uint32_t cseq, uint64_t *seq)
+{
+	*seq = 0;
+	return s->ops->remove_aor(s->impl, aor, call_id, cseq, seq);
 }
 
 int loc_store_lookup(struct loc_store *s, sip_str aor, int64_t now,
@@ -71,6 +99,32 @@ int loc_store_foreach(struct loc_store *s, loc_binding_cb *cb, void *arg)
 int loc_store_flush(struct loc_store *s)
 {
 	return s->ops->flush(s->impl);
+}
+
+int loc_binding_format(const struct loc_binding *b, int64_t now, char *buf,
+		       size_t cap)
+{
+	char inst[LOC_MAX_FIELD + 32];
+	char path[LOC_MAX_FIELD + 8] = "";
+	int n;
+
+	if (b->instance.len)
+		snprintf(inst, sizeof(inst), "instance=%.*s;reg-id=%u",
+			 SIP_STR_FMT(b->instance), b->reg_id);
+	else
+		snprintf(inst, sizeof(inst), "instance=-");
+	if (b->path.len)
+		snprintf(path, sizeof(path), "\tpath=%.*s",
+			 SIP_STR_FMT(b->path));
+	n = snprintf(
+		buf, cap,
+		"%.*s\t%.*s\texpires=%lld\tq=%u.%03u\t%s\tflow=%s:%.*s%s\n",
+		SIP_STR_FMT(b->aor), SIP_STR_FMT(b->contact),
+		(long long)(b->expires - now), b->q / 1000u, b->q % 1000u, inst,
+		sip_transport_name(b->transport), SIP_STR_FMT(b->source), path);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOSPC;
+	return n;
 }
 
 enum loc_order loc_order_check(sip_str old_call_id, uint32_t old_cseq,

@@ -28,14 +28,24 @@
  * call back into the store, and should be short.
  *
  * Persistence (when loc_config.db_path is set): every change that reaches
- * memory also queues a change record, and the writer thread commits the
- * queue in batched transactions (every batch_ms or batch_max records) to a
- * database in WAL mode with synchronous=NORMAL, so a committed change
- * survives the process being killed (not necessarily a power loss). The
- * queue is bounded: when it is full, a change waits up to queue_wait_ms
- * for room (without holding any shard) and then fails with -EAGAIN,
- * leaving memory unchanged — a registrar answers 500 with Retry-After.
- * loc_store_flush() returns once everything queued before it is committed.
+ * memory also queues a change record with a sequence number (1, 2, ...
+ * since open, in queue order), and the writer thread commits the queue in
+ * batched transactions (every batch_ms or batch_max records, at once when
+ * someone flushes) to a database in WAL mode with synchronous=NORMAL, so a
+ * committed change survives the process being killed (not necessarily a
+ * power loss). After each transaction the writer calls
+ * loc_config.on_commit with the range of sequence numbers it held and its
+ * result: a caller that answers only once its change's number is reported
+ * committed (group commit) never waits on the database itself. A
+ * transaction is all or nothing; when it fails, the writer puts every
+ * binding it touched back in memory as the database still has it (unless
+ * a later change has replaced it since), then reports the failure — so
+ * memory does not keep a change that was answered as failed.
+ * The queue is bounded: when it is full, a change waits up to
+ * queue_wait_ms for room (without holding any shard) and then fails with
+ * -EAGAIN, leaving memory unchanged — a registrar answers 500 with
+ * Retry-After. loc_store_flush() returns once everything queued before it
+ * is committed (and reported).
  */
 #ifndef SIPD_LOCATION_H
 #define SIPD_LOCATION_H
@@ -101,11 +111,11 @@ enum loc_save_result {
  * the contract every backend keeps.
  */
 struct loc_store_ops {
-	int (*save)(void *impl, const struct loc_binding *b);
+	int (*save)(void *impl, const struct loc_binding *b, uint64_t *seq);
 	int (*remove)(void *impl, sip_str aor, sip_str contact, sip_str call_id,
-		      uint32_t cseq);
+		      uint32_t cseq, uint64_t *seq);
 	int (*remove_aor)(void *impl, sip_str aor, sip_str call_id,
-			  uint32_t cseq);
+			  uint32_t cseq, uint64_t *seq);
 	int (*lookup)(void *impl, sip_str aor, int64_t now, loc_binding_cb *cb,
 		      void *arg);
 	size_t (*expire)(void *impl, int64_t now, loc_binding_cb *cb,
@@ -166,6 +176,20 @@ int loc_store_remove_aor(struct loc_store *s, sip_str aor, sip_str call_id,
 			 uint32_t cseq);
 
 /**
+ * loc_store_save(), loc_store_remove() and loc_store_remove_aor() that
+ * also give the sequence number of the change they queued for the
+ * database in @p *seq (0: nothing queued — no persistence, or nothing
+ * changed). The change is durable once on_commit reports a range holding
+ * it without error.
+ */
+int loc_store_save_seq(struct loc_store *s, const struct loc_binding *b,
+		       uint64_t *seq);
+int loc_store_remove_seq(struct loc_store *s, sip_str aor, sip_str contact,
+			 sip_str call_id, uint32_t cseq, uint64_t *seq);
+int loc_store_remove_aor_seq(struct loc_store *s, sip_str aor, sip_str call_id,
+			     uint32_t cseq, uint64_t *seq);
+
+/**
  * Call @p cb for each binding of @p aor that expires after @p now, in the
  * order they were added.
  * @return the number of bindings passed to @p cb (>= 0).
@@ -204,6 +228,15 @@ int loc_store_flush(struct loc_store *s);
 /* The in-memory store with optional SQLite persistence                     */
 /* ------------------------------------------------------------------------ */
 
+/**
+ * Called by the writer thread after each transaction with the sequence
+ * numbers it held, @p first to @p last (consecutive), and 0 when they are
+ * committed or the negative errno of the failure (then none of them is,
+ * and memory has been put back). Ranges come in order, each once. Must
+ * be short and must not call the store.
+ */
+typedef void loc_commit_fn(void *arg, uint64_t first, uint64_t last, int err);
+
 /** Options of loc_store_open(); zero fields take the default. */
 struct loc_config {
 	const char *db_path;	/**< SQLite file; NULL: memory only      */
@@ -214,6 +247,13 @@ struct loc_config {
 	unsigned queue_wait_ms; /**< wait for room when full (0: none)   */
 	unsigned batch_max;	/**< records per transaction (1000)      */
 	unsigned batch_ms;	/**< commit at least this often (10)     */
+	/** When set, the gathering time in microseconds instead of
+	 * batch_ms: for callers that wait for every change (held answers),
+	 * a short window that still lets a batch form when the writer
+	 * shares a core with the threads that queue (group commit). */
+	unsigned batch_us;
+	loc_commit_fn *on_commit; /**< after each transaction; may be NULL */
+	void *commit_arg;
 };
 
 /**
@@ -231,6 +271,16 @@ struct loc_config {
  */
 int loc_store_open(const struct loc_config *cfg, struct loc_store **out,
 		   char *errmsg, size_t errcap);
+
+/**
+ * One binding as one text line for people and scripts (sipctl reg list,
+ * sipd's admin socket), tab-separated, ending in "\n":
+ * `AOR CONTACT expires=SECONDS-LEFT q=Q instance=(VALUE;reg-id=N|-)
+ * flow=TRANSPORT:SOURCE [path=PATH]`.
+ * @return the length written (NUL-terminated), -ENOSPC.
+ */
+int loc_binding_format(const struct loc_binding *b, int64_t now, char *buf,
+		       size_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* Registrar helpers                                                        */

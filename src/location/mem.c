@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NSHARDS 64
 #define SHARD_BITS 6
@@ -33,7 +34,8 @@ struct bnd {
 	struct bnd *next; /* next binding of the AOR        */
 	struct aor *aor;
 	int64_t expires;
-	uint64_t id; /* database row id                */
+	uint64_t id;  /* database row id                */
+	uint64_t seq; /* change that wrote it, 0: committed or none */
 	uint64_t conn_id;
 	uint32_t cseq;
 	uint32_t reg_id;
@@ -53,8 +55,31 @@ struct aor {
 	char s[];
 };
 
+/* Bindings and AOR records come from per-shard pools of 16-byte size
+ * classes carved from mmap'd chunks, not from malloc: they live for hours
+ * while the transactions of the requests that made them (allocated by the
+ * same worker threads) live for seconds, and in malloc's heap every
+ * binding would pin the pages of the transactions around it. A pool also
+ * saves malloc's per-allocation header. Larger objects use malloc. */
+#define POOL_GRAIN 16
+#define POOL_CLASSES 48 /* up to 768 bytes */
+#define POOL_CHUNK ((size_t)256 * 1024)
+
+struct pool_free {
+	struct pool_free *next;
+};
+
+struct pool {
+	struct pool_free *free[POOL_CLASSES + 1];
+	char *cur; /* the unused rest of the newest chunk */
+	size_t left;
+	void **chunks; /* every chunk, for destroy */
+	size_t nchunks, capchunks;
+};
+
 struct shard {
 	alignas(64) pthread_mutex_t mu; /* one cache line per shard at least */
+	struct pool pool;
 	struct aor **buckets;
 	uint32_t nbuckets; /* power of two, or 0 */
 	uint32_t naor;
@@ -69,6 +94,75 @@ struct mem {
 	unsigned max_per_aor;
 	atomic_uint_fast64_t next_id;
 };
+
+/* ------------------------------------------------------------------------ */
+/* Pools (per shard, used with the shard locked)                            */
+/* ------------------------------------------------------------------------ */
+
+static size_t pool_class(size_t size)
+{
+	return (size + POOL_GRAIN - 1) / POOL_GRAIN;
+}
+
+static void *pool_alloc(struct pool *p, size_t size)
+{
+	size_t c = pool_class(size), bytes = c * POOL_GRAIN;
+	void *r;
+
+	if (c > POOL_CLASSES)
+		return malloc(size);
+	if (p->free[c]) {
+		struct pool_free *f = p->free[c];
+		p->free[c] = f->next;
+		return f;
+	}
+	if (p->left < bytes) {
+		void *chunk;
+
+		if (p->nchunks == p->capchunks) {
+			size_t cap = p->capchunks ? p->capchunks * 2 : 16;
+			void **v = realloc(p->chunks, cap * sizeof(*v));
+			if (!v)
+				return NULL;
+			p->chunks = v;
+			p->capchunks = cap;
+		}
+		chunk = mmap(NULL, POOL_CHUNK, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (chunk == MAP_FAILED)
+			return NULL;
+		p->chunks[p->nchunks++] = chunk;
+		p->cur = chunk;
+		p->left = POOL_CHUNK;
+	}
+	r = p->cur;
+	p->cur += bytes;
+	p->left -= bytes;
+	return r;
+}
+
+static void pool_release(struct pool *p, void *obj, size_t size)
+{
+	size_t c = pool_class(size);
+	struct pool_free *f = obj;
+
+	if (!obj)
+		return;
+	if (c > POOL_CLASSES) {
+		free(obj);
+		return;
+	}
+	f->next = p->free[c];
+	p->free[c] = f;
+}
+
+static void pool_destroy(struct pool *p)
+{
+	for (size_t i = 0; i < p->nchunks; i++)
+		munmap(p->chunks[i], POOL_CHUNK);
+	free(p->chunks);
+	memset(p, 0, sizeof(*p));
+}
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -124,8 +218,24 @@ static void view(const struct bnd *b, struct loc_binding *v)
 	};
 }
 
+static size_t bnd_size(const struct bnd *b)
+{
+	size_t n = sizeof(*b);
+
+	for (int i = 0; i < NS; i++)
+		n += b->len[i];
+	return n;
+}
+
+static void bnd_free(struct shard *sh, struct bnd *b)
+{
+	if (b)
+		pool_release(&sh->pool, b, bnd_size(b));
+}
+
 /* A binding built from @p v (heap index and links unset). */
-static struct bnd *bnd_new(const struct loc_binding *v, uint64_t id)
+static struct bnd *bnd_new(struct shard *sh, const struct loc_binding *v,
+			   uint64_t id)
 {
 	const sip_str f[NS] = {v->contact,  v->call_id, v->path,
 			       v->instance, v->source,	v->user_agent};
@@ -134,13 +244,14 @@ static struct bnd *bnd_new(const struct loc_binding *v, uint64_t id)
 
 	for (int i = 0; i < NS; i++)
 		total += f[i].len;
-	b = malloc(sizeof(*b) + total);
+	b = pool_alloc(&sh->pool, sizeof(*b) + total);
 	if (!b)
 		return NULL;
 	b->next = NULL;
 	b->aor = NULL;
 	b->expires = v->expires;
 	b->id = id;
+	b->seq = 0;
 	b->conn_id = v->conn_id;
 	b->cseq = v->cseq;
 	b->reg_id = v->reg_id;
@@ -312,7 +423,7 @@ static struct aor *aor_add(struct shard *sh, sip_str aor, uint32_t h)
 {
 	if (sh->naor >= sh->nbuckets && table_grow(sh) < 0 && !sh->nbuckets)
 		return NULL;
-	struct aor *a = malloc(sizeof(*a) + aor.len);
+	struct aor *a = pool_alloc(&sh->pool, sizeof(*a) + aor.len);
 	if (!a)
 		return NULL;
 	a->first = NULL;
@@ -338,7 +449,7 @@ static void aor_release(struct shard *sh, struct aor *a)
 		*link = a->next;
 		sh->naor--;
 	}
-	free(a);
+	pool_release(&sh->pool, a, sizeof(*a) + a->len);
 }
 
 /* Unlink @p b from its AOR's list (not from the heap, not freed). */
@@ -404,10 +515,10 @@ static struct bnd *bnd_match(struct aor *a, const struct loc_binding *v,
 /* ------------------------------------------------------------------------ */
 
 /* Insert or replace with the shard locked; @p id 0 picks a new one.
- * @return LOC_SAVE_*, or -ESTALE, -E2BIG, -ENOMEM. *out_id is the row. */
+ * @return LOC_SAVE_*, or -ESTALE, -E2BIG, -ENOMEM. *out is the binding. */
 static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		       const struct loc_binding *v, const struct sip_uri *uri,
-		       bool check_order, uint64_t id, uint64_t *out_id)
+		       bool check_order, uint64_t id, struct bnd **out)
 {
 	struct aor *a = aor_find(sh, v->aor, (uint32_t)h, NULL);
 	struct bnd **link = NULL, *old = NULL, *b;
@@ -419,15 +530,15 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		    loc_order_check(bfield(old, S_CALL_ID), old->cseq,
 				    v->call_id, v->cseq) == LOC_ORDER_STALE)
 			return -ESTALE;
-		b = bnd_new(v, old->id);
+		b = bnd_new(sh, v, old->id);
 		if (!b)
 			return -ENOMEM;
 		b->aor = a;
 		b->next = old->next;
 		*link = b;
 		heap_replace(sh, old, b);
-		free(old);
-		*out_id = b->id;
+		bnd_free(sh, old);
+		*out = b;
 		return LOC_SAVE_UPDATED;
 	}
 	if (a && a->n >= m->max_per_aor)
@@ -436,11 +547,11 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 		return -ENOMEM;
 	if (!id)
 		id = atomic_fetch_add(&m->next_id, 1);
-	b = bnd_new(v, id);
+	b = bnd_new(sh, v, id);
 	if (!b)
 		return -ENOMEM;
 	if (!a && !(a = aor_add(sh, v->aor, (uint32_t)h))) {
-		free(b);
+		bnd_free(sh, b);
 		return -ENOMEM;
 	}
 	b->aor = a;
@@ -449,16 +560,17 @@ static int save_locked(struct mem *m, struct shard *sh, uint64_t h,
 	*link = b;
 	a->n++;
 	heap_push(sh, b);
-	*out_id = id;
+	*out = b;
 	return LOC_SAVE_ADDED;
 }
 
-static int mem_save(void *impl, const struct loc_binding *v)
+static int mem_save(void *impl, const struct loc_binding *v, uint64_t *seq)
 {
 	struct mem *m = impl;
 	struct sip_uri uri;
 	struct loc_chg *chg = NULL;
-	uint64_t h, id = 0;
+	struct bnd *b = NULL;
+	uint64_t h;
 	int rc = check_binding(v, &uri);
 
 	if (rc)
@@ -466,15 +578,16 @@ static int mem_save(void *impl, const struct loc_binding *v)
 	if (v->aor.len > UINT16_MAX)
 		return -E2BIG;
 	if (m->persist &&
-	    (rc = loc_persist_prepare(m->persist, LOC_CHG_UPSERT, v, &chg)))
+	    (rc = loc_persist_prepare(m->persist, LOC_CHG_UPSERT, v, 0, &chg)))
 		return rc;
 	h = hash_aor(v->aor);
 	struct shard *sh = shard_of(m, h);
 	pthread_mutex_lock(&sh->mu);
-	rc = save_locked(m, sh, h, v, &uri, v->call_id.len > 0, 0, &id);
+	rc = save_locked(m, sh, h, v, &uri, v->call_id.len > 0, 0, &b);
 	if (chg) {
 		if (rc >= 0)
-			loc_persist_push(m->persist, chg, id);
+			*seq = b->seq =
+				loc_persist_push(m->persist, chg, b->id);
 		else
 			loc_persist_cancel(m->persist, chg);
 	}
@@ -483,7 +596,7 @@ static int mem_save(void *impl, const struct loc_binding *v)
 }
 
 static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
-		      uint32_t cseq)
+		      uint32_t cseq, uint64_t *seq)
 {
 	struct mem *m = impl;
 	struct sip_uri uri;
@@ -491,14 +604,15 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 	struct bnd **link, *b = NULL;
 	int rc;
 
+	struct loc_binding key = {.aor = aor};
+
 	if (sip_uri_parse(contact, &uri) != 0)
 		return -EINVAL;
-	if (m->persist &&
-	    (rc = loc_persist_prepare(m->persist, LOC_CHG_DELETE, NULL, &chg)))
+	if (m->persist && (rc = loc_persist_prepare(m->persist, LOC_CHG_DELETE,
+						    &key, 1, &chg)))
 		return rc;
 	uint64_t h = hash_aor(aor);
 	struct shard *sh = shard_of(m, h);
-	struct loc_binding key = {.aor = aor};
 	pthread_mutex_lock(&sh->mu);
 	struct aor *a = aor_find(sh, aor, (uint32_t)h, NULL);
 	if (a)
@@ -512,10 +626,11 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 	} else {
 		bnd_unlink(sh, b);
 		if (chg) {
-			loc_persist_push(m->persist, chg, b->id);
+			loc_persist_add_id(chg, b->id);
+			*seq = loc_persist_push(m->persist, chg, 0);
 			chg = NULL;
 		}
-		free(b);
+		bnd_free(sh, b);
 		aor_release(sh, a);
 		rc = 0;
 	}
@@ -526,15 +641,16 @@ static int mem_remove(void *impl, sip_str aor, sip_str contact, sip_str call_id,
 }
 
 static int mem_remove_aor(void *impl, sip_str aor, sip_str call_id,
-			  uint32_t cseq)
+			  uint32_t cseq, uint64_t *seq)
 {
 	struct mem *m = impl;
 	struct loc_chg *chg = NULL;
 	struct loc_binding key = {.aor = aor};
 	int rc, n = 0;
 
-	if (m->persist && (rc = loc_persist_prepare(
-				   m->persist, LOC_CHG_DELETE_AOR, &key, &chg)))
+	if (m->persist &&
+	    (rc = loc_persist_prepare(m->persist, LOC_CHG_DELETE, &key,
+				      m->max_per_aor, &chg)))
 		return rc;
 	uint64_t h = hash_aor(aor);
 	struct shard *sh = shard_of(m, h);
@@ -554,13 +670,15 @@ static int mem_remove_aor(void *impl, sip_str aor, sip_str call_id,
 		while (b) {
 			struct bnd *next = b->next;
 			heap_remove(sh, b);
-			free(b);
+			if (chg)
+				loc_persist_add_id(chg, b->id);
+			bnd_free(sh, b);
 			b = next;
 			n++;
 		}
 		aor_release(sh, a);
-		if (chg) {
-			loc_persist_push(m->persist, chg, 0);
+		if (chg && n) {
+			*seq = loc_persist_push(m->persist, chg, 0);
 			chg = NULL;
 		}
 	}
@@ -597,10 +715,12 @@ static size_t mem_expire(void *impl, int64_t now, loc_binding_cb *cb, void *arg)
 {
 	struct mem *m = impl;
 	struct loc_binding v;
-	size_t n = 0;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
 
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *sh = &m->shards[i];
+		unsigned nids = 0;
 
 		pthread_mutex_lock(&sh->mu);
 		struct bnd *b;
@@ -612,14 +732,27 @@ static size_t mem_expire(void *impl, int64_t now, loc_binding_cb *cb, void *arg)
 				view(b, &v);
 				cb(&v, arg);
 			}
-			free(b);
+			if (m->persist && nids == cap) {
+				size_t nc = cap ? cap * 2 : 256;
+				uint64_t *ni = realloc(ids, nc * sizeof(*ids));
+				if (ni) {
+					ids = ni;
+					cap = nc;
+				}
+			}
+			/* without room the row stays until the next open
+			 * drops it (expired rows are never loaded) */
+			if (m->persist && nids < cap)
+				ids[nids++] = b->id;
+			bnd_free(sh, b);
 			aor_release(sh, a);
 			n++;
 		}
 		pthread_mutex_unlock(&sh->mu);
+		if (nids)
+			loc_persist_expired(m->persist, ids, nids);
 	}
-	if (n && m->persist)
-		loc_persist_purge(m->persist, now);
+	free(ids);
 	return n;
 }
 
@@ -680,13 +813,14 @@ static void mem_free(struct mem *m)
 				struct bnd *b = a->first;
 				while (b) {
 					struct bnd *bn = b->next;
-					free(b);
+					bnd_free(sh, b); /* malloc'd ones */
 					b = bn;
 				}
-				free(a);
+				pool_release(&sh->pool, a, sizeof(*a) + a->len);
 				a = next;
 			}
 		}
+		pool_destroy(&sh->pool);
 		free(sh->buckets);
 		free(sh->heap);
 		pthread_mutex_destroy(&sh->mu);
@@ -719,7 +853,8 @@ static int load_row(const struct loc_binding *v, uint64_t id, void *arg)
 {
 	struct mem *m = arg;
 	struct sip_uri uri;
-	uint64_t h, out;
+	struct bnd *out;
+	uint64_t h;
 	int rc;
 
 	if (check_binding(v, &uri) || v->aor.len > UINT16_MAX)
@@ -730,6 +865,51 @@ static int load_row(const struct loc_binding *v, uint64_t id, void *arg)
 	rc = save_locked(m, sh, h, v, &uri, false, id, &out);
 	pthread_mutex_unlock(&sh->mu);
 	return rc == -ENOMEM ? rc : 0;
+}
+
+/* The writer's transaction holding change @p seq (an UPSERT of row @p id;
+ * 0: a DELETE of it) failed: memory takes the database's @p row back,
+ * unless a later change has replaced the binding since. */
+static void revert_row(void *arg, sip_str aor, uint64_t id, uint64_t seq,
+		       const struct loc_binding *row)
+{
+	struct mem *m = arg;
+	uint64_t h = hash_aor(aor);
+	struct shard *sh = shard_of(m, h);
+	struct sip_uri uri;
+	struct bnd *b = NULL, **link = NULL, *nb;
+
+	pthread_mutex_lock(&sh->mu);
+	struct aor *a = aor_find(sh, aor, (uint32_t)h, NULL);
+	for (b = a ? a->first : NULL; b && b->id != id; b = b->next)
+		;
+	if (seq) {
+		/* the failed UPSERT is what memory holds: undo it */
+		if (b && b->seq == seq) {
+			if (row && !check_binding(row, &uri) &&
+			    (nb = bnd_new(sh, row, id))) {
+				nb->aor = a;
+				nb->next = b->next;
+				for (link = &a->first; *link != b;
+				     link = &(*link)->next)
+					;
+				*link = nb;
+				heap_replace(sh, b, nb);
+			} else {
+				bnd_unlink(sh, b);
+			}
+			bnd_free(sh, b);
+			aor_release(sh, a);
+		}
+	} else if (row && !b && !check_binding(row, &uri)) {
+		/* a failed DELETE: back, unless the contact is there again */
+		if (!a || !bnd_match(a, row, &uri, &link)) {
+			struct bnd *out;
+
+			save_locked(m, sh, h, row, &uri, false, id, &out);
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
 }
 
 int loc_store_open(const struct loc_config *cfg, struct loc_store **out,
@@ -765,8 +945,10 @@ int loc_store_open(const struct loc_config *cfg, struct loc_store **out,
 		cfg->max_per_aor ? cfg->max_per_aor : DEFAULT_MAX_PER_AOR;
 	atomic_init(&m->next_id, 1);
 	if (cfg->db_path) {
-		rc = loc_persist_open(cfg, load_row, m, &max_id, &m->persist,
-				      errmsg, errcap);
+		const struct loc_persist_cbs cbs = {load_row, revert_row, m};
+
+		rc = loc_persist_open(cfg, &cbs, &max_id, &m->persist, errmsg,
+				      errcap);
 		if (rc) {
 			mem_free(m);
 			return rc;

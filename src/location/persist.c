@@ -17,19 +17,28 @@
 /* The string fields of a change, in this order in its blob. */
 enum { F_AOR, F_CONTACT, F_CALL_ID, F_PATH, F_INSTANCE, F_SOURCE, F_UA, NF };
 
+/* A queued change: its fixed fields, then capids row ids (DELETE), then
+ * the strings (UPSERT: every field; DELETE: the AOR), in one allocation. */
 struct loc_chg {
 	struct loc_chg *next;
 	enum loc_chg_kind kind;
-	uint64_t id;
-	int64_t expires; /* UPSERT: the binding's; PURGE: the time */
+	uint64_t id;  /* UPSERT: the row                      */
+	uint64_t seq; /* its sequence number, once pushed      */
+	int64_t expires;
 	uint64_t conn_id;
 	uint32_t cseq;
 	uint32_t reg_id;
 	uint16_t q;
 	uint8_t transport;
+	uint32_t nids, capids; /* DELETE: the rows             */
 	uint32_t len[NF];
-	char s[];
+	uint64_t ids[];
 };
+
+static char *chg_strings(const struct loc_chg *c)
+{
+	return (char *)(uintptr_t)(c->ids + c->capids);
+}
 
 enum {
 	ST_BEGIN,
@@ -37,10 +46,15 @@ enum {
 	ST_ROLLBACK,
 	ST_UPSERT,
 	ST_DELETE,
-	ST_DELETE_AOR,
+	ST_ROW,
 	ST_PURGE,
 	ST__COUNT
 };
+
+/* The columns of a binding row, in the order of row_binding(). */
+#define ROW_COLUMNS                                                            \
+	"aor, contact, q, expires, call_id, cseq, path, instance, reg_id, "    \
+	"transport, source, user_agent"
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN",
@@ -52,7 +66,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 		      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
 		      "?13, ?14)",
 	[ST_DELETE] = "DELETE FROM bindings WHERE id = ?1",
-	[ST_DELETE_AOR] = "DELETE FROM bindings WHERE aor = ?1",
+	[ST_ROW] = "SELECT " ROW_COLUMNS " FROM bindings WHERE id = ?1",
 	[ST_PURGE] = "DELETE FROM bindings WHERE expires <= ?1",
 };
 
@@ -75,6 +89,11 @@ static const char *const migrations[] = {
 	" user_agent TEXT NOT NULL);"
 	"CREATE INDEX bindings_aor ON bindings (aor);"
 	"CREATE INDEX bindings_expires ON bindings (expires);",
+	/* 2: every change is by row id (memory knows the ids of an AOR and
+	 * of what expired), so the two indexes only cost writes; the scans
+	 * by expiry at open run once */
+	"DROP INDEX IF EXISTS bindings_aor;"
+	"DROP INDEX IF EXISTS bindings_expires;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -91,17 +110,20 @@ struct loc_persist {
 	struct loc_chg *head, *tail;
 	unsigned queued;    /* records in the list                   */
 	unsigned reserved;  /* prepared, not pushed or cancelled yet */
-	uint64_t pushed;    /* records pushed since open             */
+	uint64_t pushed;    /* records pushed since open: the last seq */
 	uint64_t committed; /* records written (or failed) since open */
 	unsigned flushers;
 	bool stop;
-	int err;	  /* first failed commit since the last flush */
-	int64_t purge_at; /* drop rows expired at this time, 0: none */
+	int err; /* first failed commit since the last flush */
+
+	struct loc_persist_cbs cbs;
+	loc_commit_fn *on_commit;
+	void *commit_arg;
 
 	unsigned queue_max;
 	unsigned queue_wait_ms;
 	unsigned batch_max;
-	unsigned batch_ms;
+	unsigned batch_us; /* gathering time */
 };
 
 static void set_msg(char *errmsg, size_t cap, const char *fmt, ...)
@@ -227,6 +249,26 @@ static sip_str col_str(sqlite3_stmt *st, int i)
 	return p ? (sip_str){p, (size_t)n} : SIP_STR_LIT("");
 }
 
+/* The binding of a row read with ROW_COLUMNS from column @p c0. */
+static void row_binding(sqlite3_stmt *st, int c0, struct loc_binding *b)
+{
+	*b = (struct loc_binding){
+		.aor = col_str(st, c0),
+		.contact = col_str(st, c0 + 1),
+		.q = (uint16_t)sqlite3_column_int(st, c0 + 2),
+		.expires = sqlite3_column_int64(st, c0 + 3),
+		.call_id = col_str(st, c0 + 4),
+		.cseq = (uint32_t)sqlite3_column_int64(st, c0 + 5),
+		.path = col_str(st, c0 + 6),
+		.instance = col_str(st, c0 + 7),
+		.reg_id = (uint32_t)sqlite3_column_int64(st, c0 + 8),
+		.transport = (unsigned)sqlite3_column_int(st, c0 + 9),
+		.source = col_str(st, c0 + 10),
+		.conn_id = 0,
+		.user_agent = col_str(st, c0 + 11),
+	};
+}
+
 static int load(struct loc_persist *p, const struct loc_config *cfg,
 		loc_load_fn *fn, void *arg, uint64_t *max_id, char *errmsg,
 		size_t cap)
@@ -243,31 +285,17 @@ static int load(struct loc_persist *p, const struct loc_config *cfg,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK)
 		return db_fail(p->db, rc, cfg->db_path, "reading", errmsg, cap);
-	rc = sqlite3_prepare_v2(
-		p->db,
-		"SELECT id, aor, contact, q, expires, call_id, cseq, path, "
-		"instance, reg_id, transport, source, user_agent FROM bindings "
-		"WHERE expires > ?1",
-		-1, &st, NULL);
+	rc = sqlite3_prepare_v2(p->db,
+				"SELECT id, " ROW_COLUMNS
+				" FROM bindings WHERE expires > ?1",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(p->db, rc, cfg->db_path, "loading", errmsg, cap);
 	sqlite3_bind_int64(st, 1, cfg->now);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct loc_binding b = {
-			.aor = col_str(st, 1),
-			.contact = col_str(st, 2),
-			.q = (uint16_t)sqlite3_column_int(st, 3),
-			.expires = sqlite3_column_int64(st, 4),
-			.call_id = col_str(st, 5),
-			.cseq = (uint32_t)sqlite3_column_int64(st, 6),
-			.path = col_str(st, 7),
-			.instance = col_str(st, 8),
-			.reg_id = (uint32_t)sqlite3_column_int64(st, 9),
-			.transport = (unsigned)sqlite3_column_int(st, 10),
-			.source = col_str(st, 11),
-			.conn_id = 0,
-			.user_agent = col_str(st, 12),
-		};
+		struct loc_binding b;
+
+		row_binding(st, 1, &b);
 		int e = fn(&b, (uint64_t)sqlite3_column_int64(st, 0), arg);
 
 		if (e == -ENOMEM) {
@@ -313,9 +341,9 @@ static int init_sync(struct loc_persist *p)
 	return 0;
 }
 
-int loc_persist_open(const struct loc_config *cfg, loc_load_fn *fn, void *arg,
-		     uint64_t *max_id, struct loc_persist **out, char *errmsg,
-		     size_t cap)
+int loc_persist_open(const struct loc_config *cfg,
+		     const struct loc_persist_cbs *cbs, uint64_t *max_id,
+		     struct loc_persist **out, char *errmsg, size_t cap)
 {
 	struct loc_persist *p = calloc(1, sizeof(*p));
 	const char *path = cfg->db_path;
@@ -336,7 +364,12 @@ int loc_persist_open(const struct loc_config *cfg, loc_load_fn *fn, void *arg,
 	p->queue_max = cfg->queue_max ? cfg->queue_max : 65536;
 	p->queue_wait_ms = cfg->queue_wait_ms;
 	p->batch_max = cfg->batch_max ? cfg->batch_max : 1000;
-	p->batch_ms = cfg->batch_ms ? cfg->batch_ms : 10;
+	p->batch_us = cfg->batch_us   ? cfg->batch_us
+		      : cfg->batch_ms ? cfg->batch_ms * 1000u
+				      : 10000u;
+	p->cbs = *cbs;
+	p->on_commit = cfg->on_commit;
+	p->commit_arg = cfg->commit_arg;
 
 	rc = sqlite3_open_v2(path, &p->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -389,7 +422,7 @@ int loc_persist_open(const struct loc_config *cfg, loc_load_fn *fn, void *arg,
 			    cap);
 		goto fail;
 	}
-	e = load(p, cfg, fn, arg, max_id, errmsg, cap);
+	e = load(p, cfg, cbs->load, cbs->arg, max_id, errmsg, cap);
 	if (e)
 		goto fail;
 	for (int i = 0; i < ST__COUNT; i++) {
@@ -420,11 +453,11 @@ fail:
 /* The queue                                                                */
 /* ------------------------------------------------------------------------ */
 
-static void deadline_in(struct timespec *ts, unsigned ms)
+static void deadline_in(struct timespec *ts, unsigned us)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts->tv_sec += us / 1000000u;
+	ts->tv_nsec += (long)(us % 1000000u) * 1000L;
 	if (ts->tv_nsec >= 1000000000L) {
 		ts->tv_sec++;
 		ts->tv_nsec -= 1000000000L;
@@ -441,7 +474,7 @@ static int reserve_locked(struct loc_persist *p)
 		if (!p->queue_wait_ms || p->stop)
 			return -EAGAIN;
 		if (!timed) {
-			deadline_in(&until, p->queue_wait_ms);
+			deadline_in(&until, p->queue_wait_ms * 1000u);
 			timed = true;
 		}
 		if (pthread_cond_timedwait(&p->cv_room, &p->mu, &until) ==
@@ -455,11 +488,13 @@ static int reserve_locked(struct loc_persist *p)
 }
 
 int loc_persist_prepare(struct loc_persist *p, enum loc_chg_kind kind,
-			const struct loc_binding *b, struct loc_chg **out)
+			const struct loc_binding *b, unsigned nids,
+			struct loc_chg **out)
 {
 	sip_str f[NF] = {SIP_STR_NULL};
 	size_t total = 0;
 	struct loc_chg *c;
+	char *s;
 	int rc;
 
 	if (kind == LOC_CHG_UPSERT) {
@@ -470,20 +505,23 @@ int loc_persist_prepare(struct loc_persist *p, enum loc_chg_kind kind,
 		f[F_INSTANCE] = b->instance;
 		f[F_SOURCE] = b->source;
 		f[F_UA] = b->user_agent;
-	} else if (kind == LOC_CHG_DELETE_AOR) {
+		nids = 0;
+	} else if (b) {
 		f[F_AOR] = b->aor;
 	}
 	for (int i = 0; i < NF; i++)
 		total += f[i].len;
-	c = malloc(sizeof(*c) + total);
+	c = malloc(sizeof(*c) + nids * sizeof(uint64_t) + total);
 	if (!c)
 		return -ENOMEM;
 	memset(c, 0, sizeof(*c));
 	c->kind = kind;
+	c->capids = nids;
+	s = chg_strings(c);
 	total = 0;
 	for (int i = 0; i < NF; i++) {
 		if (f[i].len)
-			memcpy(c->s + total, f[i].p, f[i].len);
+			memcpy(s + total, f[i].p, f[i].len);
 		c->len[i] = (uint32_t)f[i].len;
 		total += f[i].len;
 	}
@@ -506,8 +544,14 @@ int loc_persist_prepare(struct loc_persist *p, enum loc_chg_kind kind,
 	return 0;
 }
 
-/* Append @p c; called with mu held. */
-static void append_locked(struct loc_persist *p, struct loc_chg *c)
+void loc_persist_add_id(struct loc_chg *c, uint64_t id)
+{
+	if (c->nids < c->capids)
+		c->ids[c->nids++] = id;
+}
+
+/* Append @p c; called with mu held. @return its sequence number. */
+static uint64_t append_locked(struct loc_persist *p, struct loc_chg *c)
 {
 	c->next = NULL;
 	if (p->tail)
@@ -516,18 +560,22 @@ static void append_locked(struct loc_persist *p, struct loc_chg *c)
 		p->head = c;
 	p->tail = c;
 	p->queued++;
-	p->pushed++;
+	c->seq = ++p->pushed;
 	if (p->queued == 1 || p->queued >= p->batch_max)
 		pthread_cond_signal(&p->cv_work);
+	return c->seq;
 }
 
-void loc_persist_push(struct loc_persist *p, struct loc_chg *c, uint64_t id)
+uint64_t loc_persist_push(struct loc_persist *p, struct loc_chg *c, uint64_t id)
 {
+	uint64_t seq;
+
 	c->id = id;
 	pthread_mutex_lock(&p->mu);
 	p->reserved--;
-	append_locked(p, c);
+	seq = append_locked(p, c);
 	pthread_mutex_unlock(&p->mu);
+	return seq;
 }
 
 void loc_persist_cancel(struct loc_persist *p, struct loc_chg *c)
@@ -541,14 +589,32 @@ void loc_persist_cancel(struct loc_persist *p, struct loc_chg *c)
 	pthread_mutex_unlock(&p->mu);
 }
 
-void loc_persist_purge(struct loc_persist *p, int64_t now)
+int loc_persist_expired(struct loc_persist *p, const uint64_t *ids, unsigned n)
 {
+	struct loc_chg *c;
+
+	if (!n)
+		return 0;
+	c = calloc(1, sizeof(*c) + n * sizeof(uint64_t));
+	if (!c)
+		return -ENOMEM;
+	c->kind = LOC_CHG_DELETE;
+	c->capids = c->nids = n;
+	memcpy(c->ids, ids, n * sizeof(uint64_t));
 	pthread_mutex_lock(&p->mu);
-	if (now > p->purge_at) {
-		p->purge_at = now;
-		pthread_cond_signal(&p->cv_work);
-	}
+	append_locked(p, c);
 	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+uint64_t loc_persist_done(struct loc_persist *p)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&p->mu);
+	v = p->committed;
+	pthread_mutex_unlock(&p->mu);
+	return v;
 }
 
 int loc_persist_flush(struct loc_persist *p)
@@ -578,7 +644,7 @@ static sip_str chg_field(const struct loc_chg *c, int i)
 
 	for (int k = 0; k < i; k++)
 		off += c->len[k];
-	return (sip_str){c->s + off, c->len[i]};
+	return (sip_str){chg_strings(c) + off, c->len[i]};
 }
 
 static void bind_str(sqlite3_stmt *st, int col, sip_str s)
@@ -586,87 +652,104 @@ static void bind_str(sqlite3_stmt *st, int col, sip_str s)
 	sqlite3_bind_text(st, col, s.len ? s.p : "", (int)s.len, SQLITE_STATIC);
 }
 
+static int step_reset(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static int apply(struct loc_persist *p, const struct loc_chg *c)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc = SQLITE_OK;
 
-	switch (c->kind) {
-	case LOC_CHG_UPSERT:
-		st = p->st[ST_UPSERT];
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)c->id);
-		bind_str(st, 2, chg_field(c, F_AOR));
-		bind_str(st, 3, chg_field(c, F_CONTACT));
-		sqlite3_bind_int(st, 4, c->q);
-		sqlite3_bind_int64(st, 5, c->expires);
-		bind_str(st, 6, chg_field(c, F_CALL_ID));
-		sqlite3_bind_int64(st, 7, c->cseq);
-		bind_str(st, 8, chg_field(c, F_PATH));
-		bind_str(st, 9, chg_field(c, F_INSTANCE));
-		sqlite3_bind_int64(st, 10, c->reg_id);
-		sqlite3_bind_int(st, 11, c->transport);
-		bind_str(st, 12, chg_field(c, F_SOURCE));
-		sqlite3_bind_int64(st, 13, (sqlite3_int64)c->conn_id);
-		bind_str(st, 14, chg_field(c, F_UA));
-		break;
-	case LOC_CHG_DELETE:
+	if (c->kind == LOC_CHG_DELETE) {
 		st = p->st[ST_DELETE];
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)c->id);
-		break;
-	case LOC_CHG_DELETE_AOR:
-		st = p->st[ST_DELETE_AOR];
-		bind_str(st, 1, chg_field(c, F_AOR));
-		break;
-	case LOC_CHG_PURGE:
-	default:
-		st = p->st[ST_PURGE];
-		sqlite3_bind_int64(st, 1, c->expires);
-		break;
+		for (uint32_t i = 0; i < c->nids && rc == SQLITE_OK; i++) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)c->ids[i]);
+			rc = step_reset(st);
+		}
+		return rc;
 	}
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	st = p->st[ST_UPSERT];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->id);
+	bind_str(st, 2, chg_field(c, F_AOR));
+	bind_str(st, 3, chg_field(c, F_CONTACT));
+	sqlite3_bind_int(st, 4, c->q);
+	sqlite3_bind_int64(st, 5, c->expires);
+	bind_str(st, 6, chg_field(c, F_CALL_ID));
+	sqlite3_bind_int64(st, 7, c->cseq);
+	bind_str(st, 8, chg_field(c, F_PATH));
+	bind_str(st, 9, chg_field(c, F_INSTANCE));
+	sqlite3_bind_int64(st, 10, c->reg_id);
+	sqlite3_bind_int(st, 11, c->transport);
+	bind_str(st, 12, chg_field(c, F_SOURCE));
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)c->conn_id);
+	bind_str(st, 14, chg_field(c, F_UA));
+	return step_reset(st);
 }
 
-static int exec_st(struct loc_persist *p, int which)
+/* Write one batch in one transaction, all or nothing.
+ * @return 0 or a negative errno (then nothing of it is written). */
+static int write_batch(struct loc_persist *p, const struct loc_chg *list)
 {
-	int rc = sqlite3_step(p->st[which]);
+	int rc = step_reset(p->st[ST_BEGIN]);
 
-	sqlite3_reset(p->st[which]);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/* Write one batch in a transaction. @return 0 or a negative errno. */
-static int write_batch(struct loc_persist *p, struct loc_chg *list,
-		       int64_t purge_at)
-{
-	struct loc_chg purge = {.kind = LOC_CHG_PURGE, .expires = purge_at};
-	int rc = exec_st(p, ST_BEGIN);
-	int first = SQLITE_OK;
-
-	for (struct loc_chg *c = list; c && rc == SQLITE_OK; c = c->next) {
-		int r = apply(p, c);
-		if (r != SQLITE_OK && first == SQLITE_OK)
-			first = r;
-		if ((r & 0xff) == SQLITE_FULL || (r & 0xff) == SQLITE_IOERR)
-			rc = r;
-	}
-	/* after the batch: a later refresh has a later expiry anyway */
-	if (rc == SQLITE_OK && purge_at) {
-		int r = apply(p, &purge);
-		if (r != SQLITE_OK && first == SQLITE_OK)
-			first = r;
-	}
+	for (const struct loc_chg *c = list; c && rc == SQLITE_OK; c = c->next)
+		rc = apply(p, c);
 	if (rc == SQLITE_OK)
-		rc = exec_st(p, ST_COMMIT);
+		rc = step_reset(p->st[ST_COMMIT]);
 	if (rc != SQLITE_OK) {
 		int e = db_errno(p->db, rc);
+
 		if (!sqlite3_get_autocommit(p->db))
-			exec_st(p, ST_ROLLBACK);
+			step_reset(p->st[ST_ROLLBACK]);
 		return e;
 	}
-	return first == SQLITE_OK ? 0 : db_errno(p->db, first);
+	return 0;
+}
+
+/* Tell memory what the database still holds for row @p id. */
+static void revert_row(struct loc_persist *p, sip_str aor, uint64_t id,
+		       uint64_t seq)
+{
+	sqlite3_stmt *st = p->st[ST_ROW];
+	struct loc_binding row;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_binding(st, 0, &row);
+		p->cbs.revert(p->cbs.arg, seq ? aor : row.aor, id, seq, &row);
+	} else if (seq) {
+		p->cbs.revert(p->cbs.arg, aor, id, seq, NULL);
+	}
+	sqlite3_reset(st);
+}
+
+/* A batch was rolled back: put memory back to the database, newest
+ * change first. Reverses @p *list. */
+static void revert_batch(struct loc_persist *p, struct loc_chg **list)
+{
+	struct loc_chg *rev = NULL;
+
+	while (*list) {
+		struct loc_chg *c = *list;
+		*list = c->next;
+		c->next = rev;
+		rev = c;
+	}
+	*list = rev;
+	for (struct loc_chg *c = rev; c; c = c->next) {
+		if (c->kind == LOC_CHG_UPSERT)
+			revert_row(p, chg_field(c, F_AOR), c->id, c->seq);
+		else
+			for (uint32_t i = 0; i < c->nids; i++)
+				revert_row(p, SIP_STR_NULL, c->ids[i], 0);
+	}
 }
 
 static void *writer_main(void *arg)
@@ -675,15 +758,16 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->head && !p->purge_at && !p->stop)
+		while (!p->head && !p->stop)
 			pthread_cond_wait(&p->cv_work, &p->mu);
-		if (!p->head && !p->purge_at && p->stop)
+		if (!p->head && p->stop)
 			break;
 		/* Let a batch gather unless it is full or someone waits. */
-		if (p->queued < p->batch_max && !p->flushers && !p->stop) {
+		if (p->queued < p->batch_max && !p->flushers && !p->stop &&
+		    p->batch_us) {
 			struct timespec until;
 
-			deadline_in(&until, p->batch_ms);
+			deadline_in(&until, p->batch_us);
 			while (p->queued < p->batch_max && !p->flushers &&
 			       !p->stop &&
 			       pthread_cond_timedwait(&p->cv_work, &p->mu,
@@ -692,14 +776,17 @@ static void *writer_main(void *arg)
 		}
 		struct loc_chg *list = p->head;
 		unsigned n = p->queued;
-		int64_t purge_at = p->purge_at;
+		uint64_t first = p->committed + 1;
 		p->head = p->tail = NULL;
 		p->queued = 0;
-		p->purge_at = 0;
 		pthread_cond_broadcast(&p->cv_room);
 		pthread_mutex_unlock(&p->mu);
 
-		int e = write_batch(p, list, purge_at);
+		int e = write_batch(p, list);
+		if (e && p->cbs.revert)
+			revert_batch(p, &list);
+		if (p->on_commit)
+			p->on_commit(p->commit_arg, first, first + n - 1, e);
 		while (list) {
 			struct loc_chg *next = list->next;
 			free(list);

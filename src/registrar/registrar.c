@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,13 +247,13 @@ struct entry {
 	bool applied; /* the store was changed for it */
 };
 
+/* Cleared up to `aor` when a request starts; the buffers and entries are
+ * written before they are read. */
 struct request {
-	char aor[512];
 	sip_str aor_s;
 	sip_str call_id;
 	uint32_t cseq;
 	sip_str path; /* the Path values joined, or empty */
-	char path_buf[4096];
 	sip_str user_agent;
 	bool star;
 	bool has_expires_hdr;
@@ -261,8 +262,10 @@ struct request {
 	bool outbound;
 	/* the registrar's limits when the request arrived */
 	uint32_t default_expires, min_expires, max_expires;
-	struct entry c[REGISTRAR_MAX_CONTACTS];
 	unsigned n;
+	char aor[512];
+	char path_buf[4096];
+	struct entry c[REGISTRAR_MAX_CONTACTS];
 };
 
 static bool option_tag(const struct sip_msg *m, enum sip_hdr_id id,
@@ -442,6 +445,21 @@ static void fill_binding(const struct request *rq, const struct entry *e,
 	b->user_agent = rq->user_agent;
 }
 
+/* The sequence numbers of the changes a request queued. */
+struct seqs {
+	uint64_t first, last;
+};
+
+static void seq_note(struct seqs *q, uint64_t seq)
+{
+	if (!seq)
+		return;
+	if (!q->first || seq < q->first)
+		q->first = seq;
+	if (seq > q->last)
+		q->last = seq;
+}
+
 /* Put the bindings back as the snapshot had them. */
 static void undo(struct registrar *reg, struct request *rq,
 		 const struct snapshot *s)
@@ -462,14 +480,42 @@ static void undo(struct registrar *reg, struct request *rq,
 /* §10.3 steps 6 and 7 for the contacts. @return 0 or a negative errno
  * (-ESTALE for the ordering rule). */
 static int apply(struct registrar *reg, struct request *rq,
-		 const struct registrar_ctx *ctx)
+		 const struct registrar_ctx *ctx, struct seqs *q)
 {
 	struct snapshot *s;
+	uint64_t seq = 0;
 	int r = 0;
 
 	if (rq->star) {
-		r = loc_store_remove_aor(reg->store, rq->aor_s, rq->call_id,
-					 rq->cseq);
+		r = loc_store_remove_aor_seq(reg->store, rq->aor_s, rq->call_id,
+					     rq->cseq, &seq);
+		seq_note(q, seq);
+		return r < 0 ? r : 0;
+	}
+	/* One contact: the store's own check of the ordering rule and its
+	 * single change are already all or nothing — no copy to undo from. */
+	unsigned live = 0, last = 0;
+	for (unsigned i = 0; i < rq->n; i++)
+		if (!rq->c[i].skip) {
+			live++;
+			last = i;
+		}
+	if (live == 0)
+		return 0; /* a query */
+	if (live == 1) {
+		struct entry *e = &rq->c[last];
+		struct loc_binding b;
+
+		if (e->expires == 0) {
+			r = loc_store_remove_seq(reg->store, rq->aor_s,
+						 e->uri_text, rq->call_id,
+						 rq->cseq, &seq);
+			seq_note(q, seq);
+			return r == -ENOENT ? 0 : r;
+		}
+		fill_binding(rq, e, ctx, &b);
+		r = loc_store_save_seq(reg->store, &b, &seq);
+		seq_note(q, seq);
 		return r < 0 ? r : 0;
 	}
 	s = malloc(sizeof(*s));
@@ -504,8 +550,10 @@ static int apply(struct registrar *reg, struct request *rq,
 		if (e->skip)
 			continue;
 		if (e->expires == 0) {
-			r = loc_store_remove(reg->store, rq->aor_s, e->uri_text,
-					     rq->call_id, rq->cseq);
+			r = loc_store_remove_seq(reg->store, rq->aor_s,
+						 e->uri_text, rq->call_id,
+						 rq->cseq, &seq);
+			seq_note(q, seq);
 			if (r == -ENOENT)
 				r = 0;
 			else if (r == 0)
@@ -513,7 +561,8 @@ static int apply(struct registrar *reg, struct request *rq,
 			continue;
 		}
 		fill_binding(rq, e, ctx, &b);
-		r = loc_store_save(reg->store, &b);
+		r = loc_store_save_seq(reg->store, &b, &seq);
+		seq_note(q, seq);
 		if (r >= 0) {
 			e->applied = true;
 			r = 0;
@@ -561,6 +610,37 @@ static int answer(struct sip_writer *w, const struct sip_msg *m,
 	return finish(w, res);
 }
 
+/* A header value built in a caller's buffer, without printf: the 200
+ * lists every binding, so this is on the path of every REGISTER. */
+struct text {
+	char *p;
+	size_t n, cap;
+	bool over;
+};
+
+static void tx_s(struct text *t, sip_str s)
+{
+	if (s.len > t->cap - t->n) {
+		t->over = true;
+		return;
+	}
+	memcpy(t->p + t->n, s.p, s.len);
+	t->n += s.len;
+}
+
+/* @p v in decimal, at least @p width digits (zero-padded). */
+static void tx_u(struct text *t, uint64_t v, unsigned width)
+{
+	char d[24];
+	unsigned k = sizeof(d);
+
+	do {
+		d[--k] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v || sizeof(d) - k < width);
+	tx_s(t, (sip_str){d + k, sizeof(d) - k});
+}
+
 struct listing {
 	struct sip_writer *w;
 	int64_t now;
@@ -571,31 +651,64 @@ static int list_cb(const struct loc_binding *b, void *arg)
 {
 	struct listing *l = arg;
 	int64_t left = b->expires - l->now;
-	char q[16] = "";
-	char rid[24] = "";
+	char buf[LOC_MAX_FIELD * 2 + 96];
+	struct text t = {buf, 0, sizeof(buf), false};
 
-	if (b->q != 1000)
-		snprintf(q, sizeof(q), ";q=%u.%03u", b->q / 1000u,
-			 b->q % 1000u);
-	if (b->reg_id)
-		snprintf(rid, sizeof(rid), ";reg-id=%u", b->reg_id);
-	sip_wr_headerf(l->w, "Contact", "<%.*s>;expires=%lld%s%s%.*s%s",
-		       SIP_STR_FMT(b->contact), (long long)left, q,
-		       b->instance.len ? ";+sip.instance=" : "",
-		       SIP_STR_FMT(b->instance), rid);
+	tx_s(&t, SIP_STR_LIT("<"));
+	tx_s(&t, b->contact);
+	tx_s(&t, SIP_STR_LIT(">;expires="));
+	tx_u(&t, left > 0 ? (uint64_t)left : 0, 1);
+	if (b->q != 1000) {
+		tx_s(&t, SIP_STR_LIT(";q="));
+		tx_u(&t, b->q / 1000u, 1);
+		tx_s(&t, SIP_STR_LIT("."));
+		tx_u(&t, b->q % 1000u, 3);
+	}
+	if (b->instance.len) {
+		tx_s(&t, SIP_STR_LIT(";+sip.instance="));
+		tx_s(&t, b->instance);
+	}
+	if (b->reg_id) {
+		tx_s(&t, SIP_STR_LIT(";reg-id="));
+		tx_u(&t, b->reg_id, 1);
+	}
+	if (t.over)
+		l->w->overflow = true;
+	else
+		sip_wr_header(l->w, "Contact", (sip_str){buf, t.n});
 	l->n++;
 	return 0;
 }
 
+/* RFC 3261 §20.17 (RFC 1123 date, GMT). */
 static void write_date(struct sip_writer *w, int64_t now)
 {
-	time_t t = (time_t)now;
+	static const char days[] = "SunMonTueWedThuFriSat";
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	time_t tt = (time_t)now;
 	struct tm tm;
-	char buf[64];
+	char buf[40];
+	struct text t = {buf, 0, sizeof(buf), false};
 
-	if (gmtime_r(&t, &tm) &&
-	    strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm))
-		sip_wr_header(w, "Date", sip_str_c(buf));
+	if (!gmtime_r(&tt, &tm) || tm.tm_wday < 0 || tm.tm_wday > 6 ||
+	    tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_year < -1900)
+		return;
+	tx_s(&t, (sip_str){days + (size_t)3 * (size_t)tm.tm_wday, 3});
+	tx_s(&t, SIP_STR_LIT(", "));
+	tx_u(&t, (unsigned)tm.tm_mday, 2);
+	tx_s(&t, SIP_STR_LIT(" "));
+	tx_s(&t, (sip_str){months + (size_t)3 * (size_t)tm.tm_mon, 3});
+	tx_s(&t, SIP_STR_LIT(" "));
+	tx_u(&t, (uint64_t)tm.tm_year + 1900, 4);
+	tx_s(&t, SIP_STR_LIT(" "));
+	tx_u(&t, (unsigned)tm.tm_hour, 2);
+	tx_s(&t, SIP_STR_LIT(":"));
+	tx_u(&t, (unsigned)tm.tm_min, 2);
+	tx_s(&t, SIP_STR_LIT(":"));
+	tx_u(&t, (unsigned)tm.tm_sec, 2);
+	tx_s(&t, SIP_STR_LIT(" GMT"));
+	if (!t.over)
+		sip_wr_header(w, "Date", (sip_str){buf, t.n});
 }
 
 static int answer_ok(struct registrar *reg, const struct sip_msg *m,
@@ -731,6 +844,7 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		     struct registrar_result *res)
 {
 	static const char *const tags[] = {"path", "outbound", NULL};
+	struct seqs q = {0, 0};
 	static const struct sip_caps caps = {NULL, tags, NULL};
 	struct sip_error e = {0};
 	struct refusal rf = {0};
@@ -760,7 +874,10 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 			return r;
 	}
 
-	rq = calloc(1, sizeof(*rq));
+	/* clear the fields, not the buffers (the whole is some 20 KiB) */
+	rq = malloc(sizeof(*rq));
+	if (rq)
+		memset(rq, 0, offsetof(struct request, aor));
 	if (!rq)
 		return answer(w, m, ctx, 500, NULL, res);
 	pthread_rwlock_rdlock(&reg->lock);
@@ -813,13 +930,15 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		}
 	}
 
-	r = apply(reg, rq, ctx);
-	if (r == 0 && reg->durable && (rq->star || rq->n) &&
-	    loc_store_flush(reg->store) < 0)
-		r = -EIO;
+	r = apply(reg, rq, ctx, &q);
 	switch (r) {
 	case 0:
 		r = answer_ok(reg, m, ctx, rq, w, res);
+		if (r == 0 && reg->durable && q.last) {
+			res->pending = true;
+			res->seq_first = q.first;
+			res->seq_last = q.last;
+		}
 		break;
 	case -ESTALE:
 		res->note = "Call-ID/CSeq out of order (RFC 3261 10.3 step 7)";
@@ -834,7 +953,6 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 		break;
 	default:
 		res->note = r == -EAGAIN ? "location store busy"
-			    : r == -EIO	 ? "location store commit failed"
 					 : "location store failed";
 		begin(w, m, ctx, 500, NULL, res);
 		sip_wr_header(w, "Retry-After", SIP_STR_LIT("1"));
@@ -843,4 +961,27 @@ int registrar_handle(struct registrar *reg, const struct sip_msg *m,
 	}
 	free(rq);
 	return r;
+}
+
+int registrar_failed_answer(const char *ok, size_t len, char *out, size_t cap)
+{
+	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_error e;
+	struct sip_writer w;
+	int n;
+
+	if (!m)
+		return -ENOMEM;
+	if (sip_msg_parse(m, ok, len, SIP_FRAMING_DATAGRAM, NULL, &e) < 0 ||
+	    m->is_request) {
+		free(m);
+		return -EINVAL;
+	}
+	sip_wr_init(&w, out, cap);
+	sip_wr_response_to(&w, m, 500, NULL, SIP_STR_NULL);
+	sip_wr_header(&w, "Retry-After", SIP_STR_LIT("1"));
+	sip_wr_header(&w, "Server", SIP_STR_LIT("sipd"));
+	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
+	free(m);
+	return n < 0 ? -ENOSPC : n;
 }

@@ -35,7 +35,8 @@
  *     are all made or none: a failure halfway puts the bindings back as
  *     they were, and a full persistence queue is answered 500 with
  *     Retry-After;
- *     with `durable`, the answer waits until the change is committed;
+ *     with `durable`, the answer is held until the change is committed
+ *     (see registrar_result.pending);
  *  7. 200 OK listing every current binding of the AOR as a Contact with
  *     its remaining `expires` (and q, +sip.instance, reg-id), a Date
  *     header, and the Path echoed when the client supports path.
@@ -78,11 +79,17 @@ struct registrar_config {
 	uint32_t default_expires; /**< no expiry given (3600)             */
 	uint32_t min_expires;	  /**< shortest accepted (60)             */
 	uint32_t max_expires;	  /**< longer ones are lowered to it (7200) */
-	/** Answer a changing REGISTER only once the store has committed it
-	 * (loc_store_flush(): the calling thread waits for the writer's
-	 * next transaction, shared with every other waiting thread), so
-	 * that a binding acknowledged with 200 survives the process being
-	 * killed. A failed commit is answered 500 with Retry-After. */
+	/** Hold the answer to a changing REGISTER until the store has
+	 * committed the change, so that a binding acknowledged with 200
+	 * survives the process being killed: registrar_handle() then writes
+	 * the 200 but marks it pending with the change's sequence numbers
+	 * (loc_store_save_seq()); the caller sends it once the store's
+	 * on_commit reports them committed, and answers a failed commit
+	 * with registrar_failed_answer() (500 with Retry-After; the store
+	 * has put memory back, so a 500 leaves neither memory nor database
+	 * changed — except the committed half of a several-contact request
+	 * whose changes fell into two transactions). Nothing waits: the
+	 * caller's thread goes on with other requests. */
 	bool durable;
 };
 
@@ -107,6 +114,10 @@ struct registrar_result {
 	const char *note;   /**< detail for the log (static), or NULL */
 	size_t len;	    /**< response length in the writer       */
 	unsigned bindings;  /**< bindings listed in a 200            */
+	/** durable: the 200 is written but must be held until the store
+	 * reports every change from seq_first to seq_last committed */
+	bool pending;
+	uint64_t seq_first, seq_last;
 };
 
 struct registrar;
@@ -141,5 +152,13 @@ bool registrar_serves(struct registrar *reg, sip_str domain);
 int registrar_handle(struct registrar *reg, const struct sip_msg *req,
 		     const struct registrar_ctx *ctx, struct sip_writer *w,
 		     struct registrar_result *res);
+
+/**
+ * The answer to a held REGISTER whose change failed to commit: from the
+ * held 200 @p ok (its Via, From, To, Call-ID and CSeq), a 500 with
+ * Retry-After written into @p out.
+ * @return its length, -EINVAL (@p ok is not a response), -ENOSPC.
+ */
+int registrar_failed_answer(const char *ok, size_t len, char *out, size_t cap);
 
 #endif /* SIPD_REGISTRAR_H */

@@ -30,10 +30,10 @@ static const struct command commands[] = {
 	{"domain", sipctl_domain, "add|del DOMAIN",
 	 "add or remove a served domain (the digest realm)"},
 	{"domain", sipctl_domain, "list", "list the served domains"},
-	{"reg", sipctl_reg, "list [AOR]",
+	{"reg", sipctl_reg, "[--admin PATH|off] list [AOR]",
 	 "list the registrar's bindings: AOR, contact, seconds left, q, "
 	 "instance, flow"},
-	{"reg", sipctl_reg, "del AOR [CONTACT]",
+	{"reg", sipctl_reg, "[--admin PATH|off] del AOR [CONTACT]",
 	 "remove one binding of AOR, or all of them"},
 };
 
@@ -61,14 +61,17 @@ static void usage(FILE *out)
 	      "is visible\n"
 	      "to other local users; the password on stdin is not.\n"
 	      "\n"
-	      "reg reads and writes the database file directly, not a running "
-	      "sipd:\n"
-	      "it lists the bindings sipd has committed, and a binding removed "
-	      "with\n"
-	      "reg del stays in a running sipd's memory until it expires or "
-	      "sipd\n"
-	      "restarts (an admin socket to the running server is not "
-	      "implemented).\n"
+	      "reg talks to the running sipd when there is one: through its "
+	      "admin socket\n"
+	      "(reg --admin PATH, default: the database path + .sock, as "
+	      "sipd's\n"
+	      "--admin), it lists the bindings sipd holds and removes them "
+	      "from "
+	      "its\n"
+	      "memory and the database at once. When no sipd answers there "
+	      "(or with\n"
+	      "--admin off), reg reads and writes the database file "
+	      "directly.\n"
 	      "\n"
 	      "exit status: 0 success, 1 negative result (e.g. the message "
 	      "does not parse,\n"

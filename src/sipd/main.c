@@ -18,13 +18,18 @@
 #include "config/config.h"
 #include "location/location.h"
 #include "registrar/registrar.h"
+#include "sipd/admin.h"
 #include "sipd/log.h"
 #include "sipd/proxy_glue.h"
+#include "sipd/regq.h"
 #include "sipd/worker.h"
 #include "transport/transport.h"
 
 #include <errno.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -77,6 +82,9 @@ static void usage(FILE *out)
 	      "                       ~/.local/share/sipd/sipd.db); the same "
 	      "file\n"
 	      "                       sipctl --db works on\n"
+	      "      --admin PATH|off the admin socket sipctl reg uses to\n"
+	      "                       reach the running server (default:\n"
+	      "                       the database path + .sock; mode 0600)\n"
 	      "      --auth on|off    digest authentication of REGISTER "
 	      "(default on)\n"
 	      "      --mode MODE      proxy (default: registrar and stateful\n"
@@ -124,6 +132,7 @@ static const struct {
 	{"-w", "--workers", "server", "workers"},
 	{"-d", "--domain", "server", "domain"},
 	{NULL, "--db", "server", "db"},
+	{NULL, "--admin", "server", "admin"},
 	{NULL, "--auth", "server", "auth"},
 	{NULL, "--mode", "server", "mode"},
 	{NULL, "--route", "proxy", "route"},
@@ -320,6 +329,7 @@ struct sipd_main {
 	uv_signal_t sighup;
 	uv_timer_t expire_timer;
 	bool timer_on;
+	unsigned ticks; /* of expire_timer */
 
 	struct sipd_log *log;
 	struct sipd_live live;
@@ -335,6 +345,9 @@ struct sipd_main {
 	struct sip_authlimit *limit;
 	struct loc_store *store;
 	struct registrar *registrar;
+	struct regq_hub *regq; /* commits reported to the workers */
+	struct sipd_admin *admin;
+	char admin_path[PATH_MAX + 8];
 };
 
 static void on_limit(void *arg, const char *addr, unsigned failures)
@@ -455,12 +468,23 @@ static int open_services(struct sipd_main *m)
 	lcfg.db_path = m->db_path;
 	lcfg.now = (int64_t)time(NULL);
 	lcfg.queue_wait_ms = 100;
+	r = regq_hub_create(c->workers, &m->regq);
+	if (r < 0)
+		return r;
+	lcfg.on_commit = regq_hub_on_commit;
+	/* every change has an answer waiting: gather 1 ms, not 10 (the
+	 * writer shares the workers' cores; without any gathering it
+	 * commits a row or two at a time and costs 2x per row, see
+	 * docs/PERFORMANCE.md) */
+	lcfg.batch_us = 1000;
+	lcfg.commit_arg = m->regq;
 	r = loc_store_open(&lcfg, &m->store, err, sizeof(err));
 	if (r < 0) {
 		sipd_logf(m->log, SIPD_LOG_ERROR, SIPD_LOG_MAIN, "db",
 			  "location store: %s", err[0] ? err : strerror(-r));
 		return r;
 	}
+	regq_hub_set_store(m->regq, m->store);
 	rc.store = m->store;
 	rc.userdb = m->userdb;
 	rc.digest = m->digest;
@@ -481,6 +505,7 @@ static void close_services(struct sipd_main *m)
 				  "location store: %s", strerror(-r));
 		loc_store_destroy(m->store);
 	}
+	regq_hub_destroy(m->regq); /* after the writer thread is gone */
 	sip_authlimit_destroy(m->limit);
 	sip_digest_destroy(m->digest);
 	sip_userdb_close(m->userdb);
@@ -553,6 +578,8 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 		needs_restart(m, CFG_K_WORKERS);
 	if (strcmp(o->db, n->db) != 0)
 		needs_restart(m, CFG_K_DB);
+	if (strcmp(o->admin, n->admin) != 0)
+		needs_restart(m, CFG_K_ADMIN);
 	if (o->mode != n->mode)
 		needs_restart(m, CFG_K_MODE);
 	if (o->uas != n->uas)
@@ -585,6 +612,7 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 	n->nlisten = o->nlisten;
 	n->workers = o->workers;
 	memcpy(n->db, o->db, sizeof(n->db));
+	memcpy(n->admin, o->admin, sizeof(n->admin));
 	n->mode = o->mode;
 	n->uas = o->uas;
 	n->nonce_lifetime = o->nonce_lifetime;
@@ -647,6 +675,32 @@ static void reload(struct sipd_main *m)
 	m->cfg = *n;
 }
 
+/* The admin socket: explicit path (its failure stops sipd), "off", or the
+ * database path + ".sock" (a failure is only warned about). */
+static int open_admin(struct sipd_main *m, uv_loop_t *loop)
+{
+	bool dflt = !m->cfg.admin[0];
+	char err[PATH_MAX + 128] = "";
+	int r;
+
+	if (!strcmp(m->cfg.admin, "off"))
+		return 0;
+	snprintf(m->admin_path, sizeof(m->admin_path), "%s%s",
+		 dflt ? m->db_path : m->cfg.admin, dflt ? ".sock" : "");
+	r = sipd_admin_open(loop, m->admin_path, m->store, m->log, &m->admin,
+			    err, sizeof(err));
+	if (r < 0) {
+		sipd_logf(m->log, dflt ? SIPD_LOG_WARN : SIPD_LOG_ERROR,
+			  SIPD_LOG_MAIN, "admin", "%s%s",
+			  err[0] ? err : uv_strerror(r),
+			  dflt ? "; running without it" : "");
+		return dflt ? 0 : r;
+	}
+	sipd_logf(m->log, SIPD_LOG_INFO, SIPD_LOG_MAIN, "admin",
+		  "admin socket %s", m->admin_path);
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Main loop                                                                */
 /* ------------------------------------------------------------------------ */
@@ -657,6 +711,15 @@ static void on_expire(uv_timer_t *t)
 	struct sipd_main *m = t->data;
 
 	loc_store_expire(m->store, (int64_t)time(NULL), NULL, NULL);
+#ifdef __GLIBC__
+	/* Every 30 s, give the pages freed inside the heaps back to the
+	 * system: a burst of REGISTERs leaves a transaction per request for
+	 * Timer J (32 s over UDP, about 1 KiB each), and glibc returns only
+	 * the top of a heap by itself — the bindings allocated in between
+	 * would keep that memory resident for good. */
+	if (++m->ticks % 30 == 0)
+		malloc_trim(0);
+#endif
 }
 
 static void on_sighup(uv_signal_t *sig, int signum)
@@ -676,6 +739,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&m->sigint, NULL);
 	uv_close((uv_handle_t *)&m->sigterm, NULL);
 	uv_close((uv_handle_t *)&m->sighup, NULL);
+	sipd_admin_close(m->admin);
+	m->admin = NULL;
 	if (m->timer_on)
 		uv_close((uv_handle_t *)&m->expire_timer, NULL);
 	m->timer_on = false;
@@ -772,6 +837,7 @@ int main(int argc, char **argv)
 	cfg.tls_ca = m.cfg.tls_ca[0] ? m.cfg.tls_ca : NULL;
 	cfg.drop_every = m.cli.drop_every;
 	cfg.registrar = m.registrar;
+	cfg.regq = m.regq;
 	cfg.live = &m.live;
 	cfg.log = m.log;
 	cfg.mode = (int)m.cfg.mode;
@@ -848,7 +914,9 @@ int main(int argc, char **argv)
 			  : cfg.mode == CFG_MODE_REDIRECT
 				  ? "registrar and redirect server"
 				  : "registrar");
-	print_banner(&m);
+	if (r == 0)
+		r = open_admin(&m, loop);
+	print_banner(&m); /* "bindings loaded" last: tests wait for it */
 
 	if (r == 0)
 		start_loop(&m, loop);
@@ -867,6 +935,7 @@ int main(int argc, char **argv)
 	sipd_hub_destroy(hub);
 	/* the workers are gone: write out every binding they acknowledged */
 	close_services(&m);
+	uv_run(loop, UV_RUN_NOWAIT); /* close callbacks of a failed start */
 	uv_loop_close(loop);
 	sipd_log_destroy(m.log);
 	return r == 0 ? 0 : 1;

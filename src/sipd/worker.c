@@ -12,7 +12,8 @@
  * CANCEL matching) → sipd_handle_request() (checks, verdicts, OPTIONS) →
  * for INVITE/BYE/CANCEL in UAS mode, a server transaction and the UAS core
  * below; for REGISTER, a non-INVITE server transaction (retransmissions
- * are absorbed by it) and registrar_handle(), which writes the answer.
+ * are absorbed by it) and registrar_handle(), which writes the answer —
+ * held until the change is committed when it changed bindings (regq.c).
  * In proxy and redirect mode the other requests and every response go to
  * the proxy (proxy_glue.c), which hands a response over to the worker
  * that owns its transaction.
@@ -23,6 +24,7 @@
 #include "sipd/handler.h"
 #include "sipd/log.h"
 #include "sipd/proxy_glue.h"
+#include "sipd/regq.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
@@ -60,6 +62,7 @@ struct sipd_worker {
 	uv_timer_t txn_timer;
 	struct sip_tp *tp;
 	struct sip_txn_table *txns;
+	struct regq *regq; /* REGISTER answers held until committed */
 	struct sipd_handler handler;
 	struct peer peers;	 /* list head of live peers */
 	struct sipd_glue *proxy; /* proxy and redirect modes */
@@ -309,9 +312,54 @@ static void registrar_respond(struct sipd_worker *w, struct sip_txn *txn,
 	}
 	if (res.status == 0)
 		return;
+	if (res.pending && w->regq) {
+		char *fail;
+		int n;
+
+		if (regq_hold(w->regq, res.seq_first, res.seq_last, txn, w->out,
+			      res.len) == 0) {
+			w->reg_note = "held until committed";
+			return;
+		}
+		/* cannot hold it (out of memory): 500, see ARCHITECTURE.md */
+		fail = malloc(res.len + 256);
+		n = fail ? registrar_failed_answer(w->out, res.len, fail,
+						   res.len + 256)
+			 : -ENOMEM;
+		if (n > 0)
+			sip_txn_respond(txn, fail, (size_t)n, uv_now(&w->loop));
+		free(fail);
+		return;
+	}
 	if (sip_txn_respond(txn, w->out, res.len, uv_now(&w->loop)) < 0)
 		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
 			  "cannot answer %u", res.status);
+}
+
+static void arm_timer(struct sipd_worker *w);
+
+/* A held REGISTER answer whose change has been committed (or failed). */
+static void registrar_send(void *arg, void *user, const char *buf, size_t len,
+			   unsigned status)
+{
+	struct sipd_worker *w = arg;
+
+	if (sip_txn_respond(user, buf, len, uv_now(&w->loop)) < 0)
+		sipd_logf(w->cfg->log, SIPD_LOG_ERROR, (int)w->index, "answer",
+			  "cannot answer %u", status);
+}
+
+/* The answers of one commit report go out together (one sendmmsg). */
+static void registrar_batch(void *arg, bool begin)
+{
+	struct sipd_worker *w = arg;
+
+	if (begin) {
+		sip_tp_send_batch_begin(w->tp);
+	} else {
+		sip_tp_send_batch_end(w->tp);
+		arm_timer(w);
+	}
 }
 
 /* The request callback: the minimal UAS answers INVITE at once (180, then
@@ -349,8 +397,6 @@ static void txn_request(struct sip_txn *txn, const struct sip_msg *msg,
 		break;
 	}
 }
-
-static void arm_timer(struct sipd_worker *w);
 
 static void on_txn_timer(uv_timer_t *t)
 {
@@ -523,6 +569,8 @@ static void on_stop(uv_async_t *a)
 {
 	struct sipd_worker *w = a->data;
 
+	regq_close(w->regq); /* sends what is held, once committed */
+	w->regq = NULL;
 	if (w->tp) {
 		sip_tp_destroy(w->tp);
 		w->tp = NULL;
@@ -571,6 +619,10 @@ static int setup(struct sipd_worker *w)
 	xc.seed = uv_hrtime() ^ ((uint64_t)w->index << 48);
 	r = sip_txn_table_create(&xc, &cb, w, &w->txns);
 	if (r < 0)
+		return r;
+	if (cfg->regq &&
+	    (r = regq_open(cfg->regq, w->index, &w->loop, registrar_send,
+			   registrar_batch, w, &w->regq)) < 0)
 		return r;
 
 	struct sip_tp_listener *lsns[SIPD_MAX_LISTEN];

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 struct registrar;
+struct regq_hub;
 struct sipd_log;
 struct loc_store;
 struct sip_userdb;
@@ -37,6 +38,9 @@ struct sipd_config {
 	/** REGISTER handling shared by every worker (thread-safe); NULL:
 	 * REGISTER is answered 501 */
 	struct registrar *registrar;
+	/** Where the store's commits are reported: a REGISTER's answer is
+	 * held until its change is committed (regq.h); NULL: sent at once */
+	struct regq_hub *regq;
 	const struct sipd_live *live; /**< changed by reloads          */
 	/** 0 registrar only, 1 registrar and proxy, 2 registrar and
 	 * redirect server (enum cfg_mode); the proxy is off with uas */

@@ -86,6 +86,27 @@ int sip_tp_uri_parse(const char *text, unsigned *transport,
 	return 0;
 }
 
+/* The dotted quad inet_ntop() writes, without its sprintf (one per
+ * request answered). @p text has room for INET_ADDRSTRLEN bytes. */
+static void ipv4_text(const struct in_addr *a, char *text)
+{
+	const uint8_t *b = (const uint8_t *)&a->s_addr;
+	char *p = text;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+
+		if (i)
+			*p++ = '.';
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+	}
+	*p = '\0';
+}
+
 int sip_tp_uri_format(unsigned transport, const struct sockaddr *addr,
 		      char *buf, size_t cap)
 {
@@ -115,10 +136,30 @@ int sip_tp_uri_format(unsigned transport, const struct sockaddr *addr,
 	if (!addr)
 		return -EINVAL;
 	if (addr->sa_family == AF_INET) {
+		/* without snprintf: the registrar formats every source */
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)addr;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		n = snprintf(buf, cap, "%s:%s:%u", tp, host,
-			     (unsigned)ntohs(s4->sin_port));
+		char text[48], port[8];
+		size_t tl = strlen(tp), hl, pl = sizeof(port), k = 0;
+		unsigned v = ntohs(s4->sin_port);
+
+		ipv4_text(&s4->sin_addr, host);
+		hl = strlen(host);
+		do {
+			port[--pl] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		for (size_t i = 0; i < tl; i++)
+			text[k++] = tp[i];
+		text[k++] = ':';
+		for (size_t i = 0; i < hl; i++)
+			text[k++] = host[i];
+		text[k++] = ':';
+		for (size_t i = pl; i < sizeof(port); i++)
+			text[k++] = port[i];
+		text[k] = '\0';
+		n = (int)k;
+		if (k < cap)
+			memcpy(buf, text, k + 1);
 	} else if (addr->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 =
 			(const struct sockaddr_in6 *)addr;
@@ -199,27 +240,6 @@ static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr *b)
 			       &((const struct sockaddr_in *)b)->sin_addr, 4);
 	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
 		       &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
-}
-
-/* The dotted quad inet_ntop() writes, without its sprintf (one per
- * request answered). @p text has room for INET_ADDRSTRLEN bytes. */
-static void ipv4_text(const struct in_addr *a, char *text)
-{
-	const uint8_t *b = (const uint8_t *)&a->s_addr;
-	char *p = text;
-
-	for (int i = 0; i < 4; i++) {
-		unsigned v = b[i];
-
-		if (i)
-			*p++ = '.';
-		if (v >= 100)
-			*p++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
-	}
-	*p = '\0';
 }
 
 static int src_ip_port(const struct sockaddr *src, char *text, size_t cap,

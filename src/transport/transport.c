@@ -23,6 +23,8 @@
  * at most UDP_OUT_MAX datagrams of up to UDP_OUT_SLOT bytes each. */
 #define UDP_OUT_MAX 64
 #define UDP_OUT_SLOT ((size_t)2048)
+/** Receive buffer asked for each UDP socket (bytes). */
+#define UDP_RCVBUF (4 * 1024 * 1024)
 /** Stream read buffer, shared by every connection of a transport. */
 #define READ_BUF ((size_t)64 * 1024)
 /** TLS plaintext scratch, shared. */
@@ -140,7 +142,8 @@ struct sip_tp {
 	struct sip_tp_config cfg;
 	struct sip_limits limits;
 	bool destroying;
-	unsigned nhandles; /* open uv handles; freed at 0 when destroying */
+	unsigned send_batch; /* sip_tp_send_batch_begin() depth */
+	unsigned nhandles;   /* open uv handles; freed at 0 when destroying */
 	uv_timer_t sweep;
 	struct sip_tp_listener *listeners;
 	struct conn *conns; /* list head */
@@ -1533,13 +1536,27 @@ static int udp_send(struct sip_tp *tp, const struct sip_tp_dest *dst,
 	}
 	if (lsn->transport != SIP_TP_UDP)
 		return -EINVAL;
-	if (lsn->in_batch && len <= UDP_OUT_SLOT &&
+	if ((lsn->in_batch || tp->send_batch) && len <= UDP_OUT_SLOT &&
 	    dst->addr->sa_family == lsn->addr.sa.sa_family) {
 		udp_queue(lsn, dst->addr, buf, len);
 		return 0;
 	}
 	udp_flush(lsn);
 	return udp_send_now(lsn, dst->addr, buf, len);
+}
+
+void sip_tp_send_batch_begin(struct sip_tp *tp)
+{
+	tp->send_batch++;
+}
+
+void sip_tp_send_batch_end(struct sip_tp *tp)
+{
+	if (!tp->send_batch || --tp->send_batch)
+		return;
+	for (struct sip_tp_listener *l = tp->listeners; l; l = l->next)
+		if (l->transport == SIP_TP_UDP && !l->in_batch)
+			udp_flush(l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1554,6 +1571,15 @@ static int make_socket(const struct sockaddr *addr, int type, bool reuseport)
 
 	if (fd < 0)
 		return -errno;
+	if (type == SOCK_DGRAM) {
+		/* The default (about 200 KiB) holds some 150 datagrams: a
+		 * burst of requests while the worker is busy or descheduled
+		 * would be dropped and cost the clients a retransmission.
+		 * Best effort: the kernel caps it at net.core.rmem_max. */
+		int sz = UDP_RCVBUF;
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	if ((type == SOCK_STREAM &&
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))) ||
 	    (reuseport &&

@@ -287,6 +287,16 @@ struct sip_tp_dest {
 int sip_tp_send(struct sip_tp *tp, const struct sip_tp_dest *dst,
 		const char *buf, size_t len, sip_tp_conn_id *conn_out);
 
+/**
+ * Between these two, UDP datagrams sent are queued and go out with one
+ * sendmmsg per socket at the end, as the answers sent while a receive
+ * batch is delivered do (for answers sent from elsewhere than the receive
+ * callback, e.g. answers held until a commit). Calls nest; the order of
+ * sends is kept.
+ */
+void sip_tp_send_batch_begin(struct sip_tp *tp);
+void sip_tp_send_batch_end(struct sip_tp *tp);
+
 /** Open (or find) a connection to @p dst without sending anything.
  * @return 0 with *@p out set, or an error as sip_tp_send(). */
 int sip_tp_connect(struct sip_tp *tp, const struct sip_tp_dest *dst,

@@ -75,6 +75,7 @@ static void test_every_key(void **state)
 			       "uas = on\n"
 			       "nonce_lifetime = 5\n"
 			       "digest_algorithms = MD5\n"
+			       "admin = /run/sipd/admin.sock\n"
 			       "[registrar]\n"
 			       "min_expires = 30\n"
 			       "max_expires = 600\n"
@@ -102,6 +103,7 @@ static void test_every_key(void **state)
 	assert_true(c.uas);
 	assert_int_equal(c.nonce_lifetime, 5);
 	assert_int_equal(c.digest_algs, CFG_DIGEST_MD5);
+	assert_string_equal(c.admin, "/run/sipd/admin.sock");
 	assert_int_equal(c.min_expires, 30);
 	assert_int_equal(c.max_expires, 600);
 	assert_int_equal(c.default_expires, 300);
@@ -118,7 +120,7 @@ static void test_every_key(void **state)
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_true(c.set[k]);
 	assert_int_equal(c.line[CFG_K_WORKERS], 3);
-	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 21);
+	assert_int_equal(c.line[CFG_K_LOG_FORMAT], 22);
 	assert_int_equal(cfg_validate(&c, &errs), 0);
 }
 

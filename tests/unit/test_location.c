@@ -987,6 +987,137 @@ static void test_threads_persist(void **state)
 	loc_store_destroy(s);
 }
 
+/* What on_commit reported. */
+struct commits {
+	pthread_mutex_t mu;
+	int n;
+	struct {
+		uint64_t first, last;
+		int err;
+	} v[64];
+};
+
+static void on_commit(void *arg, uint64_t first, uint64_t last, int err)
+{
+	struct commits *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->n < 64) {
+		c->v[c->n].first = first;
+		c->v[c->n].last = last;
+		c->v[c->n].err = err;
+		c->n++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void sql(const char *path, const char *text)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Sequence numbers in queue order, reported once per transaction, in
+ * order; a failed transaction is reported failed and memory goes back to
+ * what the database holds. */
+static void test_persist_commit_hook(void **state)
+{
+	struct tmp *t = *state;
+	static struct commits c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct loc_config cfg = {.db_path = t->db,
+				 .now = T0,
+				 .on_commit = on_commit,
+				 .commit_arg = &c};
+	struct loc_store *s = NULL;
+	uint64_t seq = 99;
+
+	assert_int_equal(loc_store_open(&cfg, &s, NULL, 0), 0);
+	struct loc_binding ok = mk("sip:ok@x", "sip:ok@h", "c1", 1, T0 + 100);
+	struct loc_binding keep =
+		mk("sip:keep@x", "sip:keep@h", "c2", 1, T0 + 100);
+	assert_int_equal(loc_store_save_seq(s, &ok, &seq), LOC_SAVE_ADDED);
+	assert_int_equal(seq, 1);
+	assert_int_equal(loc_store_save_seq(s, &keep, &seq), LOC_SAVE_ADDED);
+	assert_int_equal(seq, 2);
+	assert_int_equal(loc_store_flush(s), 0);
+	assert_true(c.n >= 1);
+	assert_int_equal(c.v[0].first, 1);
+	assert_int_equal(c.v[c.n - 1].last, 2);
+	for (int i = 0; i < c.n; i++)
+		assert_int_equal(c.v[i].err, 0);
+	/* nothing changed, nothing queued */
+	assert_int_equal(loc_store_remove_seq(s, SIP_STR_LIT("sip:none@x"),
+					      SIP_STR_LIT("sip:n@h"),
+					      SIP_STR_NULL, 0, &seq),
+			 -ENOENT);
+	assert_int_equal(seq, 0);
+
+	/* the database now refuses some writes */
+	sql(t->db, "CREATE TRIGGER no_ins BEFORE INSERT ON bindings "
+		   "WHEN NEW.user_agent = 'refused' "
+		   "BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+		   "CREATE TRIGGER no_del BEFORE DELETE ON bindings "
+		   "WHEN OLD.aor = 'sip:keep@x' "
+		   "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+
+	/* a new binding that fails: gone from memory again */
+	struct loc_binding bad = mk("sip:bad@x", "sip:bad@h", "c3", 1, T0 + 90);
+	bad.user_agent = SIP_STR_LIT("refused");
+	assert_int_equal(loc_store_save_seq(s, &bad, &seq), LOC_SAVE_ADDED);
+	assert_int_equal(seq, 3);
+	assert_int_equal(lookup(s, "sip:bad@x", T0).n, 1);
+	assert_true(loc_store_flush(s) < 0);
+	assert_int_equal(lookup(s, "sip:bad@x", T0).n, 0);
+	assert_int_equal(c.v[c.n - 1].first, 3);
+	assert_int_equal(c.v[c.n - 1].last, 3);
+	assert_true(c.v[c.n - 1].err < 0);
+
+	/* a refresh that fails: the committed binding is back as it was */
+	struct loc_binding ref = ok;
+	ref.cseq = 2;
+	ref.expires = T0 + 500;
+	ref.user_agent = SIP_STR_LIT("refused");
+	assert_int_equal(loc_store_save_seq(s, &ref, &seq), LOC_SAVE_UPDATED);
+	assert_int_equal(seq, 4);
+	assert_int_equal(lookup(s, "sip:ok@x", T0).b[0].expires, T0 + 500);
+	assert_true(loc_store_flush(s) < 0);
+	struct seen sn = lookup(s, "sip:ok@x", T0);
+	assert_int_equal(sn.n, 1);
+	assert_int_equal(sn.b[0].expires, T0 + 100);
+	assert_int_equal(sn.b[0].cseq, 1);
+
+	/* a removal that fails: the binding is back */
+	assert_int_equal(
+		loc_store_remove_aor_seq(s, keep.aor, SIP_STR_NULL, 0, &seq),
+		1);
+	assert_int_equal(seq, 5);
+	assert_true(loc_store_flush(s) < 0);
+	assert_int_equal(lookup(s, "sip:keep@x", T0).n, 1);
+	assert_int_equal(c.v[c.n - 1].last, 5);
+
+	/* the database accepts again: later changes commit */
+	sql(t->db, "DROP TRIGGER no_ins; DROP TRIGGER no_del;");
+	assert_int_equal(loc_store_remove_seq(s, keep.aor, keep.contact,
+					      SIP_STR_NULL, 0, &seq),
+			 0);
+	assert_int_equal(seq, 6);
+	assert_int_equal(loc_store_flush(s), 0);
+	assert_int_equal(c.v[c.n - 1].last, 6);
+	assert_int_equal(c.v[c.n - 1].err, 0);
+	loc_store_destroy(s);
+
+	s = open_db(t->db, T0);
+	assert_int_equal(loc_store_count(s), 1);
+	sn = lookup(s, "sip:ok@x", T0);
+	assert_int_equal(sn.n, 1);
+	assert_int_equal(sn.b[0].expires, T0 + 100);
+	loc_store_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1010,6 +1141,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persist_errors, tmp_setup,
 						tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_persist_queue_full,
+						tmp_setup, tmp_teardown),
+		cmocka_unit_test_setup_teardown(test_persist_commit_hook,
 						tmp_setup, tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_persist, tmp_setup,
 						tmp_teardown),

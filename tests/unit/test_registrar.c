@@ -1047,6 +1047,84 @@ static void test_auth_off(void **state)
 			 200);
 }
 
+/* Durable with a persisted store: a changing REGISTER is answered 200 but
+ * held with the sequence numbers of its changes; a query is not held; the
+ * answer for a failed commit is a 500 with Retry-After from the held 200. */
+static void test_durable_pending(void **state)
+{
+	struct fx *f = *state;
+	struct registrar *plain = f->reg;
+	struct loc_store *mem = f->store;
+	struct registrar_config rc = {0};
+	struct loc_config loc = {0};
+	struct sip_limits lim;
+	struct sip_error err;
+	struct sip_msg *m = malloc(sizeof(*m));
+	char dbp[272], fail[1024];
+	int n;
+
+	assert_non_null(m);
+	snprintf(dbp, sizeof(dbp), "%s.loc", f->path);
+	loc.db_path = dbp;
+	loc.now = T0;
+	assert_int_equal(loc_store_open(&loc, &f->store, NULL, 0), 0);
+	rc.store = f->store;
+	rc.userdb = f->db;
+	rc.durable = true;
+	assert_int_equal(registrar_create(&rc, &f->reg), 0);
+
+	assert_int_equal(reg_alice(f, 1,
+				   "Contact: <sip:a@192.0.2.7>, "
+				   "<sip:b@192.0.2.7>\r\n"),
+			 200);
+	assert_true(f->res.pending);
+	assert_int_equal(f->res.seq_first, 1);
+	assert_int_equal(f->res.seq_last, 2);
+	assert_int_equal(contacts(f, NULL, NULL, NULL), 2);
+	assert_int_equal(reg_alice(f, 2, ""), 200); /* a query */
+	assert_false(f->res.pending);
+	assert_int_equal(
+		reg_alice(f, 3, "Contact: <sip:a@192.0.2.7>;expires=0\r\n"),
+		200);
+	assert_true(f->res.pending);
+	assert_int_equal(f->res.seq_first, 3);
+	assert_int_equal(f->res.seq_last, 3);
+
+	n = registrar_failed_answer(f->out, f->res.len, fail, sizeof(fail));
+	assert_true(n > 0);
+	sip_limits_default(&lim);
+	assert_int_equal(sip_msg_parse(m, fail, (size_t)n, SIP_FRAMING_STREAM,
+				       &lim, &err),
+			 0);
+	assert_int_equal(m->status, 500);
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_RETRY_AFTER);
+	assert_non_null(h);
+	assert_true(sip_str_eq(h->value, SIP_STR_LIT("1")));
+	static const enum sip_hdr_id same[] = {SIP_HDR_VIA, SIP_HDR_FROM,
+					       SIP_HDR_TO, SIP_HDR_CALL_ID,
+					       SIP_HDR_CSEQ};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		enum sip_hdr_id id = same[i];
+
+		assert_non_null(sip_msg_hdr(m, id));
+		assert_true(sip_str_eq(sip_msg_hdr(m, id)->value,
+				       sip_msg_hdr(&f->resp, id)->value));
+	}
+	assert_null(sip_msg_hdr(m, SIP_HDR_CONTACT));
+	assert_int_equal(registrar_failed_answer(f->req, strlen(f->req), fail,
+						 sizeof(fail)),
+			 -EINVAL);
+	assert_int_equal(registrar_failed_answer(f->out, f->res.len, fail, 40),
+			 -ENOSPC);
+
+	registrar_destroy(f->reg);
+	loc_store_destroy(f->store);
+	remove_db(dbp);
+	f->reg = plain;
+	f->store = mem;
+	free(m);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1089,6 +1167,7 @@ int main(void)
 		T(test_auth_malformed),
 		T(test_auth_limiter),
 		T(test_auth_off),
+		T(test_durable_pending),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -258,6 +258,16 @@ static void test_uri_parse(void **state)
 
 	assert_int_equal(sip_tp_uri_parse("tls:0.0.0.0:0", &tp, &ss), 0);
 	assert_int_equal(tp, SIP_TP_TLS);
+	assert_int_equal(
+		sip_tp_uri_format(tp, (struct sockaddr *)&ss, buf, sizeof(buf)),
+		13);
+	assert_string_equal(buf, "tls:0.0.0.0:0");
+	assert_int_equal(
+		sip_tp_uri_parse("wss:255.255.255.255:65535", &tp, &ss), 0);
+	assert_int_equal(
+		sip_tp_uri_format(tp, (struct sockaddr *)&ss, buf, sizeof(buf)),
+		25);
+	assert_string_equal(buf, "wss:255.255.255.255:65535");
 
 	const char *bad[] = {
 		"sctp:127.0.0.1:5060",	 "udp:127.0.0.1",
