@@ -481,7 +481,9 @@ static int respond_simple(struct proxy *p, struct sip_txn *stxn,
 	return resp_finish(p, &w, stxn, p->cur_src);
 }
 
-/* A response without its top Via, into p->out. @return the length. */
+/* A response without its top Via, into p->out. @return the length, or
+ * -ENOENT when no Via would remain: such a response was meant for us and
+ * is not forwarded (§16.7 step 3). */
 static int strip_top_via(struct proxy *p, const struct sip_msg *m)
 {
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
@@ -500,6 +502,8 @@ static int strip_top_via(struct proxy *p, const struct sip_msg *m)
 		start = h->value.p;
 		end = cur.p;
 	} else {
+		if (!sip_msg_hdr_next(m, h))
+			return -ENOENT;
 		start = h->name.p;
 		end = h->value.p + h->value.len;
 		while (end < bufend && *end != '\n')
