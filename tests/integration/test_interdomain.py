@@ -13,7 +13,10 @@ with her password) and calls bob@lp2.test through P1: P1 challenges her
 with 407, she sends the INVITE again with credentials, P1 routes it to P2,
 P2 forks it to Bob's devices and cancels the ringing one when the other
 answers. The 200 carries both Record-Routes; ACK, a re-INVITE and the BYE
-go through both proxies along that route set. SIPp checks every message
+go through both proxies along that route set. Then Alice cancels a call
+while both devices ring (200, and the 487 back through both proxies with
+the right Vias), and Bob hangs up a call (his BYE reaches Alice through P2
+then P1). SIPp checks every message
 (exit 0 only when its scenario ran as written, with its regexp checks);
 the test checks the traces of both servers for the Route set on the wire
 and that P2 challenged nothing from P1, and that trust goes by source
@@ -293,6 +296,7 @@ def run(sipd_path, sipctl, workers, tmp):
                 if not check(code == 0, "%s: sipp exit %s" % (name, code)):
                     print(sipp_logs(tmp, port))
             check_traces(s1.log[mark1:], s2.log[mark2:], s1.port, s2.port)
+            more_calls(tmp, s1, s2, p1, p2, a, b1, b2)
         trust_by_address(s2)
     finally:
         rc1, rc2 = s1.stop(), s2.stop()
@@ -303,6 +307,48 @@ def run(sipd_path, sipctl, workers, tmp):
         print("--- P2 ---\n" + "\n".join(s2.log[-80:]))
     print("%d failed" % len(FAILS))
     return 1 if FAILS else 0
+
+
+def more_calls(tmp, s1, s2, p1, p2, a, b1, b2):
+    """Alice cancels while Bob's devices ring; Bob hangs up a call."""
+    subst = dict(P1=p1, P2=p2, D1=D1, D2=D2, D1_RE=re.escape(D1))
+    cases = (
+        ("alice cancels while bob's two devices ring: 200, 487 through "
+         "both proxies", "uac_cancel.xml",
+         [(os.path.join(PROXY_SCEN, "uas_ring.xml"), b1),
+          (os.path.join(PROXY_SCEN, "uas_ring.xml"), b2)]),
+        ("bob answers, then hangs up: his BYE reaches alice through P2 "
+         "and P1", "uac_callee_bye.xml",
+         [(fill(tmp, "uas_bye.xml", SCEN, **subst), b1),
+          (os.path.join(PROXY_SCEN, "uas_ring.xml"), b2)]),
+    )
+    for name, uac, uases in cases:
+        mark1 = len(s1.log)
+        procs = [sipp(tmp, scen, port, None, "bob") for scen, port in uases]
+        time.sleep(0.3)
+        procs.insert(0, sipp(tmp, fill(tmp, uac, SCEN, **subst), a,
+                             "%s:%d" % (A1, s1.port), "bob",
+                             auth=("alice", PW["alice"], "bob@" + D2)))
+        codes = wait_all(procs, 25)
+        if not check(all(c == 0 for c in codes),
+                     "%s (sipp exits %s)" % (name, codes)):
+            for port in [a] + [u[1] for u in uases]:
+                print(sipp_logs(tmp, port))
+        if uac == "uac_cancel.xml":
+            r487 = [m for m in trace_msgs(s1.log[mark1:], "recv", "%s:%d"
+                                          % (A2, s2.port))
+                    if m.startswith("SIP/2.0 487 ")]
+            check(r487 and re.search(
+                r"\nVia: SIP/2\.0/UDP %s;[^\n]*\nVia: SIP/2\.0/UDP "
+                r"127\.0\.0\.1:\d+;" % p1, r487[0]),
+                "P2 passes the 487 back to P1 with P1's and Alice's Vias")
+        for port in [a] + [u[1] for u in uases]:
+            for kind in ("err", "msg"):
+                try:
+                    os.unlink(os.path.join(tmp, "sipp-%d-%s.log"
+                                           % (port, kind)))
+                except OSError:
+                    pass
 
 
 def check_traces(log1, log2, port1, port2):
