@@ -318,6 +318,10 @@ def run(sipd_path, sipctl, tmp, modules):
         ok200 = wait_traces(sipd, mark, "send", "SIP/2.0 200 ", "INVITE")
         check(ok200, "sipd forwarded bob's 200 to the INVITE to alice",
               *dumps())
+        invs = wait_traces(sipd, mark, "send", "INVITE sip:bob", "INVITE")
+        check(invs and all("Proxy-Authorization" not in m for _, m in invs),
+              "sipd kept alice's credentials: none in the INVITE to bob",
+              *dumps())
         acks = wait_traces(sipd, mark, "send", "ACK sip:bob", "ACK")
         check(acks, "sipd forwarded alice's ACK of the 200 to bob's "
               "contact", *dumps())

@@ -567,6 +567,30 @@ static void test_response_without_caller_via(void **state)
 				sip_msg_hdr(&f->sent[i].msg, SIP_HDR_VIA));
 }
 
+/* Credentials for our realm stay here; another realm's go on. */
+static void test_own_credentials_consumed(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.7", 1000,
+		     NULL);
+	request(f, INVITE_TO("bob",
+			     "Proxy-Authorization: Digest username=\"alice\", "
+			     "realm=\"example.com\", nonce=\"n1\", "
+			     "uri=\"sip:bob@example.com\", response=\"r1\"\n"
+			     "Proxy-Authorization: Digest username=\"alice\", "
+			     "realm=\"other.net\", nonce=\"n2\", "
+			     "uri=\"sip:bob@example.com\", response=\"r2\"\n"));
+	i = find(f, 0, "INVITE sip:bob@198.51.100.7 ");
+	assert_true(i >= 0);
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_PROXY_AUTHORIZATION),
+		1);
+	assert_false(has(&f->sent[i], "realm=\"example.com\""));
+	assert_true(has(&f->sent[i], "realm=\"other.net\""));
+}
+
 static void test_cancel_unknown_481(void **state)
 {
 	struct fx *f = *state;
@@ -838,6 +862,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_response_without_caller_via, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_credentials_consumed,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_unknown_481, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_no_answer_408, setup,
