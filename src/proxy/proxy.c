@@ -481,7 +481,9 @@ static int respond_simple(struct proxy *p, struct sip_txn *stxn,
 	return resp_finish(p, &w, stxn, p->cur_src);
 }
 
-/* A response without its top Via, into p->out. @return the length. */
+/* A response without its top Via, into p->out. @return the length, or
+ * -ENOENT when no Via would remain: such a response was meant for us and
+ * is not forwarded (§16.7 step 3). */
 static int strip_top_via(struct proxy *p, const struct sip_msg *m)
 {
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
@@ -500,6 +502,8 @@ static int strip_top_via(struct proxy *p, const struct sip_msg *m)
 		start = h->value.p;
 		end = cur.p;
 	} else {
+		if (!sip_msg_hdr_next(m, h))
+			return -ENOENT;
 		start = h->name.p;
 		end = h->value.p + h->value.len;
 		while (end < bufend && *end != '\n')
@@ -764,6 +768,18 @@ static bool dialog_creating(const struct sip_msg *m)
 	}
 }
 
+/* Credentials for a realm of ours: consumed here, not passed on to the
+ * next hop (§22.3, §20.28), so that a digest response of our users does
+ * not reach other domains and their phones. */
+static bool own_credentials(const struct proxy *p, sip_str value)
+{
+	struct sip_auth a;
+	sip_str realm;
+
+	return sip_auth_parse(value, &a) == 0 &&
+	       sip_auth_param(&a, "realm", &realm) && serves(p, realm);
+}
+
 /* Write the forwarded copy of @p m into @p buf. @return its length. */
 static int write_forward(struct proxy *p, const struct sip_msg *m,
 			 const struct fwd *f, char *buf, size_t cap)
@@ -799,6 +815,11 @@ static int write_forward(struct proxy *p, const struct sip_msg *m,
 		case SIP_HDR_MAX_FORWARDS:
 		case SIP_HDR_CONTENT_LENGTH:
 			continue;
+		case SIP_HDR_PROXY_AUTHORIZATION:
+			if (own_credentials(p, m->hdrs[i].value))
+				continue;
+			sip_wr_copy(&w, &m->hdrs[i]);
+			break;
 		default:
 			sip_wr_copy(&w, &m->hdrs[i]);
 		}

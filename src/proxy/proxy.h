@@ -24,7 +24,8 @@
  * not ours, else the bindings of the address of record (404 unknown user,
  * 480 known user without binding), their Path pushed as Route and their
  * flow (the connection of a stream binding) used. Forwarding (§16.6):
- * Max-Forwards decremented, Record-Route on dialog-creating requests, a
+ * Max-Forwards decremented, Proxy-Authorization for our realms removed
+ * (§22.3), Record-Route on dialog-creating requests, a
  * strict next hop handled, our Via with a branch that encodes the worker
  * and the loop hash.
  *

@@ -514,6 +514,83 @@ static void test_caller_cancel(void **state)
 	assert_int_equal(count(f, "SIP/2.0 487 "), 1);
 }
 
+/* Answer @p s with @p status, but with its top Via only (the response a
+ * callee builds from the Via of a CANCEL, which the proxy sent alone). */
+static void answer_our_via_only(struct fx *f, const struct sent *s,
+				unsigned status, const char *totag)
+{
+	char buf[2048];
+	sip_str via;
+	struct sip_msg m;
+	const struct sip_msg *q = &s->msg;
+	int n;
+
+	assert_int_equal(sip_msg_top_via(q, &via, NULL), 0);
+	n = snprintf(buf, sizeof(buf),
+		     "SIP/2.0 %u %s\r\nVia: %.*s\r\nFrom: %.*s\r\n"
+		     "To: %.*s;tag=%s\r\nCall-ID: %.*s\r\nCSeq: %.*s\r\n"
+		     "Content-Length: 0\r\n\r\n",
+		     status, sip_reason_phrase(status), SIP_STR_FMT(via),
+		     SIP_STR_FMT(sip_msg_hdr(q, SIP_HDR_FROM)->value),
+		     SIP_STR_FMT(sip_msg_hdr(q, SIP_HDR_TO)->value), totag,
+		     SIP_STR_FMT(sip_msg_hdr(q, SIP_HDR_CALL_ID)->value),
+		     SIP_STR_FMT(sip_msg_hdr(q, SIP_HDR_CSEQ)->value));
+	assert_true(n > 0 && (size_t)n < sizeof(buf));
+	assert_int_equal(sip_msg_parse(&m, buf, (size_t)n, SIP_FRAMING_DATAGRAM,
+				       NULL, NULL),
+			 0);
+	assert_int_equal(proxy_response(f->p, &m, &s->to, f->now), 1);
+}
+
+/* §16.7 step 3: a response left without Via once ours is removed is not
+ * forwarded; the caller gets the proxy's own answer with its Via. */
+static void test_response_without_caller_via(void **state)
+{
+	struct fx *f = *state;
+	int a, r;
+
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.7", 1000,
+		     NULL);
+	request(f, INVITE_TO("bob", ""));
+	a = find(f, 0, "INVITE sip:bob@198.51.100.7 ");
+	assert_true(a >= 0);
+	answer_our_via_only(f, &f->sent[a], 180, "ta");
+	assert_int_equal(count(f, "SIP/2.0 180 "), 0);
+	answer_our_via_only(f, &f->sent[a], 486, "ta");
+	r = find(f, 0, "SIP/2.0 486 ");
+	assert_true(r >= 0);
+	assert_true(has(&f->sent[r], "Via: SIP/2.0/UDP 192.0.2.1:5060;"
+				     "branch=z9hG4bK-c1"));
+	for (unsigned i = 0; i < f->nsent; i++)
+		if (starts(f, i, "SIP/2.0 "))
+			assert_non_null(
+				sip_msg_hdr(&f->sent[i].msg, SIP_HDR_VIA));
+}
+
+/* Credentials for our realm stay here; another realm's go on. */
+static void test_own_credentials_consumed(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.7", 1000,
+		     NULL);
+	request(f, INVITE_TO("bob",
+			     "Proxy-Authorization: Digest username=\"alice\", "
+			     "realm=\"example.com\", nonce=\"n1\", "
+			     "uri=\"sip:bob@example.com\", response=\"r1\"\n"
+			     "Proxy-Authorization: Digest username=\"alice\", "
+			     "realm=\"other.net\", nonce=\"n2\", "
+			     "uri=\"sip:bob@example.com\", response=\"r2\"\n"));
+	i = find(f, 0, "INVITE sip:bob@198.51.100.7 ");
+	assert_true(i >= 0);
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_PROXY_AUTHORIZATION),
+		1);
+	assert_false(has(&f->sent[i], "realm=\"example.com\""));
+	assert_true(has(&f->sent[i], "realm=\"other.net\""));
+}
+
 static void test_cancel_unknown_481(void **state)
 {
 	struct fx *f = *state;
@@ -783,6 +860,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_caller_cancel, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_response_without_caller_via, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_credentials_consumed,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_unknown_481, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_no_answer_408, setup,
