@@ -63,6 +63,8 @@ enum cfg_mode {
 /** Most [proxy] route and trusted values. */
 #define CFG_MAX_ROUTES 16
 #define CFG_MAX_TRUSTED 16
+/** Most [proxy] dns values. */
+#define CFG_MAX_DNS 4
 
 /** Every key, as an index into struct cfg's `set` and `line`. */
 enum cfg_key {
@@ -86,6 +88,8 @@ enum cfg_key {
 	CFG_K_PROXY_ROUTE,
 	CFG_K_PROXY_TRUSTED,
 	CFG_K_PROXY_FORK_TIMEOUT,
+	CFG_K_PROXY_DNS,
+	CFG_K_PROXY_DNS_TIMEOUT,
 	CFG_NKEYS
 };
 
@@ -121,6 +125,11 @@ struct cfg {
 	char trusted[CFG_MAX_TRUSTED][CFG_URI_MAX];
 	unsigned ntrusted;
 	unsigned fork_timeout; /**< ms a q group rings; default 30000 */
+	/** [proxy] dns: DNS servers "ADDR[:PORT]" (IPv6 in brackets); none:
+	 * the system's (/etc/resolv.conf) */
+	char dns[CFG_MAX_DNS][CFG_URI_MAX];
+	unsigned ndns;
+	unsigned dns_timeout; /**< ms a lookup may take; default 4000 */
 
 	bool set[CFG_NKEYS];	  /**< the key was given               */
 	unsigned line[CFG_NKEYS]; /**< where (last time), 0 for a flag */

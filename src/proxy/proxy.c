@@ -49,7 +49,11 @@ struct pbranch {
 	enum obj_kind kind;
 	struct pcall *call;
 	struct pbranch *next;
-	struct sip_txn *txn; /**< NULL once terminated                    */
+	struct sip_txn *txn;   /**< NULL once terminated                    */
+	unsigned target;       /**< index in the call's targets             */
+	struct sip_lookup *lk; /**< targets left for failover, or NULL    */
+	void *lookup;	       /**< the resolve handle while resolving    */
+	bool resolving;	       /**< waiting for proxy_resolved()          */
 	struct proxy_peer dest;
 	char *req; /**< the request sent (for the CANCEL)          */
 	size_t req_len;
@@ -559,6 +563,9 @@ static void call_free(struct pcall *c)
 	p->ncalls--;
 	for (struct pbranch *b = c->branches, *n; b; b = n) {
 		n = b->next;
+		if (b->resolving && p->cb.resolve_cancel)
+			p->cb.resolve_cancel(p->arg, b->lookup);
+		sip_lookup_destroy(b->lk);
 		free(b->req);
 		free(b);
 	}
@@ -625,9 +632,32 @@ static int call_req(struct pcall *c, struct sip_msg *m)
 /* Next hops                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Where a request for @p uri_text goes (RFC 3263 through the resolver's
- * static routes and numeric hosts). */
-static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out)
+static void target_peer(const struct sip_target *t, struct proxy_peer *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->transport = t->transport;
+	if (t->family == 6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&out->addr;
+
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, t->addr, 16);
+		a->sin6_port = htons(t->port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&out->addr;
+
+		a->sin_family = AF_INET;
+		memcpy(&a->sin_addr, t->addr, 4);
+		a->sin_port = htons(t->port);
+	}
+}
+
+/* Where a request for @p uri_text goes, when that is known now: static
+ * routes, numeric hosts and cached answers (RFC 3263 through the
+ * resolver). With @p lk_out, the lookup is handed over when targets are
+ * left for failover. @return 0, -EINPROGRESS when DNS queries are needed
+ * and the resolve callback can run them, or a negative errno. */
+static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out,
+		   struct sip_lookup **lk_out)
 {
 	struct sip_uri u;
 	struct sip_lookup *lk = NULL;
@@ -636,6 +666,8 @@ static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out)
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	if (lk_out)
+		*lk_out = NULL;
 	if (sip_uri_parse(uri_text, &u) < 0)
 		return -EINVAL;
 	if (u.scheme != SIP_URI_SIP && u.scheme != SIP_URI_SIPS)
@@ -645,25 +677,19 @@ static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out)
 		if (r < 0)
 			return r;
 		if (sip_lookup_next_query(lk, &q) == 1 ||
-		    !sip_lookup_done(lk) || sip_lookup_next(lk, &t) != 1) {
+		    !sip_lookup_done(lk)) {
+			sip_lookup_destroy(lk);
+			return p->cb.resolve ? -EINPROGRESS : -EHOSTUNREACH;
+		}
+		if (sip_lookup_next(lk, &t) != 1) {
 			sip_lookup_destroy(lk);
 			return -EHOSTUNREACH;
 		}
-		sip_lookup_destroy(lk);
-		out->transport = t.transport;
-		if (t.family == 6) {
-			struct sockaddr_in6 *a =
-				(struct sockaddr_in6 *)&out->addr;
-			a->sin6_family = AF_INET6;
-			memcpy(&a->sin6_addr, t.addr, 16);
-			a->sin6_port = htons(t.port);
-		} else {
-			struct sockaddr_in *a =
-				(struct sockaddr_in *)&out->addr;
-			a->sin_family = AF_INET;
-			memcpy(&a->sin_addr, t.addr, 4);
-			a->sin_port = htons(t.port);
-		}
+		target_peer(&t, out);
+		if (lk_out && sip_lookup_count(lk) > 1)
+			*lk_out = lk;
+		else
+			sip_lookup_destroy(lk);
 		return 0;
 	}
 	/* numeric hosts only */
@@ -729,6 +755,7 @@ struct fwd {
 	char branch[SIP_BRANCH_SIZE];
 	const struct sip_via_rcvd *rcvd;
 	struct proxy_peer dest;
+	sip_str hop; /**< the URI the next hop is resolved from     */
 	char strict_ruri[1024]; /**< RURI kept when the next hop is strict */
 };
 
@@ -809,11 +836,15 @@ static int write_forward(struct proxy *p, const struct sip_msg *m,
 /*
  * Build @p f for target @p ruri with the extra Route values @p path (may be
  * empty) in front of the request's remaining routes @p rest: §16.6 steps
- * 2 (RURI), 4 (Record-Route), 6 (strict next hop) and 7 (next hop).
+ * 2 (RURI), 4 (Record-Route), 6 (strict next hop) and 7 (next hop). The
+ * next hop is @p given when known (a target of an earlier lookup), else
+ * resolved from f->hop (-EINPROGRESS: it needs DNS; @p lk_out as resolve()).
  */
 static int plan_forward(struct proxy *p, const struct sip_msg *m, sip_str ruri,
 			sip_str path, const sip_str *rest, unsigned nrest,
-			const struct proxy_peer *flow, struct fwd *f)
+			const struct proxy_peer *flow,
+			const struct proxy_peer *given,
+			struct sip_lookup **lk_out, struct fwd *f)
 {
 	struct sip_addr a;
 	sip_str cur, item;
@@ -846,18 +877,22 @@ static int plan_forward(struct proxy *p, const struct sip_msg *m, sip_str ruri,
 				(f->nroutes - 1) * sizeof(f->routes[0]));
 			f->routes[f->nroutes - 1] =
 				(sip_str){f->strict_ruri, (size_t)n};
-			r = resolve(p, f->ruri, &f->dest);
+			f->hop = f->ruri;
 		} else {
-			r = resolve(p, a.uri_text, &f->dest);
+			f->hop = a.uri_text;
 		}
 	} else if (flow) {
 		f->dest = *flow;
-		r = 0;
 	} else {
-		r = resolve(p, ruri, &f->dest);
+		f->hop = ruri;
 	}
-	if (r < 0)
-		return r;
+	if (given) {
+		f->dest = *given;
+	} else if (f->hop.len) {
+		r = resolve(p, f->hop, &f->dest, lk_out);
+		if (r < 0)
+			return r;
+	}
 	f->via_local = local_for(p, f->dest.transport, f->dest.addr.ss_family);
 	if (f->dest.transport != (p->cur_src ? p->cur_src->transport : 0))
 		f->rr_local = f->via_local;
@@ -968,13 +1003,41 @@ static void cancel_others(struct pcall *c, struct pbranch *except,
 	}
 }
 
-/* Forward @p m to target @p t as a new branch of @p c. */
-static int branch_start(struct pcall *c, const struct sip_msg *m,
-			const struct target *t, const sip_str *rest,
-			unsigned nrest)
+static struct pbranch *branch_new(struct pcall *c, unsigned target)
+{
+	struct pbranch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->kind = OBJ_BRANCH;
+	b->call = c;
+	b->target = target;
+	b->next = c->branches;
+	c->branches = b;
+	return b;
+}
+
+static void branch_fail(struct pbranch *b, unsigned status)
+{
+	if (!b->status) {
+		b->status = status;
+		keep_best(b->call, NULL, status);
+	}
+}
+
+/*
+ * Forward @p m (the call's request) as branch @p b to its target: to
+ * @p given when the next hop is known, else to the next hop resolved now,
+ * or once DNS has answered (proxy_resolved()).
+ * @return 0 (sent, or waiting for DNS), or a negative errno (b failed).
+ */
+static int branch_go(struct pcall *c, struct pbranch *b,
+		     const struct sip_msg *m, const sip_str *rest,
+		     unsigned nrest, const struct proxy_peer *given)
 {
 	struct proxy *p = c->p;
-	struct pbranch *b;
+	const struct target *t = &c->targets[b->target];
+	struct sip_lookup *lk = NULL;
 	struct fwd f;
 	struct sip_txn *txn = NULL;
 	int n, r;
@@ -983,30 +1046,51 @@ static int branch_start(struct pcall *c, const struct sip_msg *m,
 	f.rcvd = p->cur_rcvd;
 	r = plan_forward(p, m, sip_str_c(t->uri),
 			 t->path ? sip_str_c(t->path) : SIP_STR_NULL, rest,
-			 nrest, t->has_flow && !t->path ? &t->flow : NULL, &f);
+			 nrest, t->has_flow && !t->path ? &t->flow : NULL,
+			 given, &lk, &f);
+	if (r == -EINPROGRESS) {
+		struct sip_uri u;
+
+		if (sip_uri_parse(f.hop, &u) < 0) {
+			r = -EINVAL;
+			goto fail;
+		}
+		b->resolving = true;
+		c->live_txns++;
+		r = p->cb.resolve(p->arg, &u, b, &b->lookup);
+		if (r < 0) {
+			b->resolving = false;
+			c->live_txns--;
+			goto fail;
+		}
+		if (p->cur_out) {
+			p->cur_out->branches++;
+			p->cur_out->note = "resolving";
+		}
+		return 0;
+	}
 	if (r < 0)
-		return r;
+		goto fail;
+	if (lk) {
+		sip_lookup_destroy(b->lk);
+		b->lk = lk;
+	}
 	r = make_branch(p, c->loop_hash, next_low(p), f.branch,
 			sizeof(f.branch));
 	if (r < 0)
-		return r;
+		goto fail;
 	n = write_forward(p, m, &f, p->out, sizeof(p->out));
-	if (n < 0)
-		return n;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
+	if (n < 0) {
+		r = n;
+		goto fail;
+	}
 	b->req = dup_mem(p->out, (size_t)n);
 	if (!b->req) {
-		free(b);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
-	b->kind = OBJ_BRANCH;
-	b->call = c;
 	b->req_len = (size_t)n;
 	b->dest = f.dest;
-	b->next = c->branches;
-	c->branches = b;
 	c->live_txns++;
 	p->gone = NULL;
 	r = sip_txn_client_create(p->txns, b->req, b->req_len,
@@ -1015,20 +1099,93 @@ static int branch_start(struct pcall *c, const struct sip_msg *m,
 					  : SIP_TXN_PROXY | SIP_TXN_RELIABLE,
 				  b, p->now, &txn);
 	if (r < 0) {
-		/* a send error ran the callbacks (503, terminated); a
-		 * refusal before creation ran none */
+		/* a send error ran the callbacks (503 and failover,
+		 * terminated); a refusal before creation ran none */
 		if (p->gone != b)
 			c->live_txns--;
-		if (!b->status) {
-			b->status = 503;
-			keep_best(c, NULL, 503);
-		}
-		return r;
+		goto fail;
 	}
 	b->txn = txn;
 	if (p->cur_out)
 		p->cur_out->branches++;
 	return 0;
+fail:
+	branch_fail(b, 503);
+	return r;
+}
+
+/* Forward @p m to target @p ti as a new branch of @p c. */
+static int branch_start(struct pcall *c, const struct sip_msg *m, unsigned ti,
+			const sip_str *rest, unsigned nrest)
+{
+	struct pbranch *b = branch_new(c, ti);
+
+	if (!b)
+		return -ENOMEM;
+	return branch_go(c, b, m, rest, nrest, NULL);
+}
+
+/* The remaining routes of the call's request after our own. */
+static unsigned rest_routes(struct proxy *p, const struct sip_msg *m,
+			    sip_str *out);
+
+/* Work on @p c outside proxy_request(): its request parsed into
+ * p->scratch, its source and received/rport as the current ones. */
+struct call_ctx {
+	const struct proxy_peer *src;
+	const struct sip_via_rcvd *rcvd;
+	struct proxy_outcome *out;
+	sip_str rest[PROXY_MAX_ROUTES];
+	unsigned nrest;
+};
+
+static int ctx_enter(struct pcall *c, struct call_ctx *x)
+{
+	struct proxy *p = c->p;
+
+	if (call_req(c, &p->scratch) < 0)
+		return -EINVAL;
+	x->nrest = rest_routes(p, &p->scratch, x->rest);
+	x->src = p->cur_src;
+	x->rcvd = p->cur_rcvd;
+	x->out = p->cur_out;
+	p->cur_src = &c->src;
+	p->cur_rcvd = c->has_rcvd ? &c->rcvd : NULL;
+	p->cur_out = NULL;
+	return 0;
+}
+
+static void ctx_leave(struct pcall *c, struct call_ctx *x)
+{
+	c->p->cur_src = x->src;
+	c->p->cur_rcvd = x->rcvd;
+	c->p->cur_out = x->out;
+}
+
+/*
+ * RFC 3263 §4.3: @p b failed with a timeout, a transport error or a 503:
+ * the next target of its lookup gets the request in a new branch (a new
+ * transaction), unless the call is over or the branch was cancelled.
+ */
+static void failover(struct pbranch *b)
+{
+	struct pcall *c = b->call;
+	struct sip_target t;
+	struct proxy_peer peer;
+	struct pbranch *nb;
+	struct call_ctx x;
+
+	if (!b->lk || c->final_sent || c->cancelled || c->got_6xx ||
+	    b->cancel_wanted || sip_lookup_next(b->lk, &t) != 1)
+		return;
+	nb = branch_new(c, b->target);
+	if (!nb || ctx_enter(c, &x) < 0)
+		return;
+	nb->lk = b->lk;
+	b->lk = NULL;
+	target_peer(&t, &peer);
+	branch_go(c, nb, &c->p->scratch, x.rest, x.nrest, &peer);
+	ctx_leave(c, &x);
 }
 
 /* Start the next group of targets (equal q). @return branches started. */
@@ -1044,8 +1201,7 @@ static unsigned start_group(struct pcall *c, const struct sip_msg *m,
 		uint16_t q = c->targets[i].q;
 
 		for (; i < c->ntargets && c->targets[i].q == q; i++) {
-			if (branch_start(c, m, &c->targets[i], rest, nrest) ==
-			    0)
+			if (branch_start(c, m, i, rest, nrest) == 0)
 				started++;
 		}
 		c->next_target = i;
@@ -1237,6 +1393,8 @@ static void on_branch_response(struct pbranch *b, const struct sip_msg *m)
 		return;
 	}
 	keep_best(c, m, st);
+	if (st == 503)
+		failover(b);
 	call_check(c);
 }
 
@@ -1278,8 +1436,9 @@ static void txn_response_cb(struct sip_txn *txn, const struct sip_msg *m,
 }
 
 /* A branch that never got a final answer: 408 (or 503 for a transport
- * failure), and its transaction goes away. */
-static void branch_gone(struct pbranch *b, unsigned status)
+ * failure), and its transaction goes away; with @p fo the next target of
+ * its lookup is tried (RFC 3263 §4.3). */
+static void branch_gone(struct pbranch *b, unsigned status, bool fo)
 {
 	struct pcall *c = b->call;
 
@@ -1287,6 +1446,8 @@ static void branch_gone(struct pbranch *b, unsigned status)
 	if (!b->status) {
 		b->status = status;
 		keep_best(c, NULL, status);
+		if (fo)
+			failover(b);
 		call_check(c);
 	}
 	c->busy--;
@@ -1305,7 +1466,7 @@ static void txn_timeout_cb(struct sip_txn *txn, enum sip_txn_timer t, void *arg)
 		struct pcall *c = b->call;
 
 		c->busy++;
-		branch_gone(b, 408);
+		branch_gone(b, 408, false);
 		if (b->txn) {
 			sip_txn_destroy(b->txn);
 			b->txn = NULL;
@@ -1325,7 +1486,7 @@ static void txn_timeout_cb(struct sip_txn *txn, enum sip_txn_timer t, void *arg)
 			return;
 		}
 	}
-	branch_gone(b, 408);
+	branch_gone(b, 408, t == SIP_TXN_TIMER_B || t == SIP_TXN_TIMER_F);
 }
 
 static void txn_error_cb(struct sip_txn *txn, int err, void *arg)
@@ -1335,7 +1496,7 @@ static void txn_error_cb(struct sip_txn *txn, int err, void *arg)
 	(void)arg;
 	(void)err;
 	if (k && *k == OBJ_BRANCH)
-		branch_gone((struct pbranch *)(void *)k, 503);
+		branch_gone((struct pbranch *)(void *)k, 503, true);
 }
 
 static void p_gone(void *arg, void *obj)
@@ -1362,7 +1523,7 @@ static void txn_terminated_cb(struct sip_txn *txn, void *arg)
 		c = b->call;
 		if (!b->status) {
 			c->busy++;
-			branch_gone(b, 408);
+			branch_gone(b, 408, false);
 			c->busy--;
 		}
 		b->txn = NULL;
@@ -1428,8 +1589,8 @@ static int on_binding(const struct loc_binding *b, void *arg)
 					 SIP_STR_FMT(b->source));
 			if (n > 0 && (size_t)n < sizeof(buf) &&
 			    sip_uri_parse((sip_str){buf, (size_t)n}, &u) == 0 &&
-			    resolve(lc->p, (sip_str){buf, (size_t)n},
-				    &t->flow) == 0) {
+			    resolve(lc->p, (sip_str){buf, (size_t)n}, &t->flow,
+				    NULL) == 0) {
 				t->flow.transport = b->transport;
 				t->flow.conn = b->conn_id;
 				t->has_flow = true;
@@ -1780,7 +1941,10 @@ static void forward_stateless(struct proxy *p, const struct sip_msg *m)
 	}
 	memset(&f, 0, sizeof(f));
 	f.rcvd = p->cur_rcvd;
-	if (plan_forward(p, m, ruri_text, path, rest, nrest, flow, &f) == 0) {
+	/* a next hop that needs DNS first is not waited for: the ACK is
+	 * dropped (the caller retransmits it while the 2xx comes again) */
+	if (plan_forward(p, m, ruri_text, path, rest, nrest, flow, NULL, NULL,
+			 &f) == 0) {
 		/* the same branch for a retransmission of the ACK */
 		uint32_t h = via ? fnv(2166136261u, via->value) : 0;
 
@@ -1940,6 +2104,51 @@ int proxy_response(struct proxy *p, const struct sip_msg *msg,
 	p->now = now;
 	r = sip_txn_table_recv(p->txns, msg, now, NULL);
 	return r;
+}
+
+void proxy_resolved(struct proxy *p, void *token, int status,
+		    struct sip_lookup *lk, uint64_t now)
+{
+	struct pbranch *b = token;
+	struct pcall *c;
+	struct sip_target t;
+	struct proxy_peer peer;
+	struct call_ctx x;
+
+	if (!b || !b->resolving) {
+		sip_lookup_destroy(lk);
+		return;
+	}
+	c = b->call;
+	p->now = now;
+	b->resolving = false;
+	b->lookup = NULL;
+	c->live_txns--;
+	c->busy++;
+	if (b->status) {
+		/* the branch ended meanwhile (CANCEL, 2xx elsewhere, fork
+		 * timeout) */
+		sip_lookup_destroy(lk);
+	} else if (status < 0 || !lk || sip_lookup_next(lk, &t) != 1) {
+		sip_lookup_destroy(lk);
+		/* out of time: as a branch that was never answered; no
+		 * target: as a transport error (§16.9) */
+		branch_fail(b, status == -ETIMEDOUT ? 408 : 503);
+		call_check(c);
+	} else if (ctx_enter(c, &x) < 0) {
+		sip_lookup_destroy(lk);
+		branch_fail(b, 500);
+		call_check(c);
+	} else {
+		sip_lookup_destroy(b->lk);
+		b->lk = lk;
+		target_peer(&t, &peer);
+		branch_go(c, b, &p->scratch, x.rest, x.nrest, &peer);
+		ctx_leave(c, &x);
+		call_check(c);
+	}
+	c->busy--;
+	call_maybe_free(c);
 }
 
 uint64_t proxy_next_deadline(const struct proxy *p)

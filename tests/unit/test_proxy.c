@@ -119,7 +119,10 @@ static int setup_mode(void **state, enum proxy_mode mode)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct loc_config lc = {0};
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 	struct sip_digest_config dc;
 	static const uint8_t secret[32] = {1, 2, 3};
 
@@ -548,7 +551,10 @@ static void test_loop_482(void **state)
 
 	struct sip_resolver *res;
 	struct sip_resolv_config rc = {0};
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 
 	/* bob's binding points back at the proxy itself (example.com is
 	 * routed to it) */
@@ -682,7 +688,10 @@ static void test_auth_407_and_trusted(void **state)
 	proxy_destroy(f->p);
 	set_v4(&f->cfg.trusted[0], "192.0.2.1", 0);
 	f->cfg.ntrusted = 1;
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 	assert_int_equal(proxy_create(&f->cfg, &cb, f, &f->p), 0);
 	request(f, INVITE_TO("bob", ""));
 	assert_int_equal(count(f, "SIP/2.0 407 "), 0);
@@ -692,7 +701,10 @@ static void test_auth_407_and_trusted(void **state)
 static void test_overload_503(void **state)
 {
 	struct fx *f = *state;
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 	int i;
 
 	proxy_destroy(f->p);
