@@ -306,6 +306,19 @@ static int route_uri(sip_str value, struct sip_addr *a)
 	return sip_addr_parse(value, a);
 }
 
+/* How many of the first Route values are ours: 1, or 2 when we put two
+ * Record-Route values in (RFC 5658). */
+static unsigned own_routes(const struct proxy *p, const sip_str *v, unsigned n)
+{
+	struct sip_addr a;
+	unsigned k = 0;
+
+	while (k < n && k < 2 && route_uri(v[k], &a) == 0 &&
+	       uri_is_me(p, &a.uri))
+		k++;
+	return k;
+}
+
 static sip_str hdr_value(const struct sip_msg *m, enum sip_hdr_id id)
 {
 	const struct sip_hdr *h = sip_msg_hdr(m, id);
@@ -751,6 +764,7 @@ struct fwd {
 	unsigned nroutes;
 	bool record_route;
 	int rr_local;  /**< local address for Record-Route, -1 none */
+	int rr_out;    /**< RFC 5658: the outbound one above it, or -1 */
 	int via_local; /**< local address for our Via                */
 	char branch[SIP_BRANCH_SIZE];
 	const struct sip_via_rcvd *rcvd;
@@ -814,6 +828,8 @@ static int write_forward(struct proxy *p, const struct sip_msg *m,
 			       f->branch);
 	}
 	sip_wr_vias(&w, m, f->rcvd);
+	if (f->record_route && f->rr_out >= 0)
+		write_local_uri(p, &w, f->rr_out, true);
 	if (f->record_route && f->rr_local >= 0)
 		write_local_uri(p, &w, f->rr_local, true);
 	for (unsigned i = 0; i < f->nroutes; i++)
@@ -894,8 +910,13 @@ static int plan_forward(struct proxy *p, const struct sip_msg *m, sip_str ruri,
 			return r;
 	}
 	f->via_local = local_for(p, f->dest.transport, f->dest.addr.ss_family);
-	if (f->dest.transport != (p->cur_src ? p->cur_src->transport : 0))
-		f->rr_local = f->via_local;
+	/* RFC 5658: in on one transport or address, out on another: the
+	 * inbound URI for the caller's side, the outbound one above it for
+	 * the callee's, so that each side reaches us the way it did */
+	f->rr_out = f->rr_local >= 0 && f->via_local >= 0 &&
+				    f->via_local != f->rr_local
+			    ? f->via_local
+			    : -1;
 	return 0;
 }
 
@@ -1221,12 +1242,9 @@ static unsigned rest_routes(struct proxy *p, const struct sip_msg *m,
 			    sip_str *out)
 {
 	sip_str all[PROXY_MAX_ROUTES];
-	unsigned n = route_values(m, all, PROXY_MAX_ROUTES), k = 0, i = 0;
-	struct sip_addr a;
+	unsigned n = route_values(m, all, PROXY_MAX_ROUTES), k = 0, i;
 
-	if (n && route_uri(all[0], &a) == 0 && uri_is_me(p, &a.uri))
-		i = 1;
-	for (; i < n; i++)
+	for (i = own_routes(p, all, n); i < n; i++)
 		out[k++] = all[i];
 	return k;
 }
@@ -1845,8 +1863,7 @@ static void process(struct proxy *p, struct sip_txn *stxn,
 			return;
 		}
 	}
-	if (nall && route_uri(all[0], &a) == 0 && uri_is_me(p, &a.uri))
-		first = 1;
+	first = own_routes(p, all, nall);
 	for (unsigned i = first; i < nall; i++)
 		rest[nrest++] = all[i];
 
@@ -1925,9 +1942,7 @@ static void forward_stateless(struct proxy *p, const struct sip_msg *m)
 		if (sip_uri_parse(ruri_text, &ruri) < 0)
 			return;
 	}
-	if (nall && route_uri(all[0], &a) == 0 && uri_is_me(p, &a.uri))
-		i = 1;
-	for (; i < nall; i++)
+	for (i = own_routes(p, all, nall); i < nall; i++)
 		rest[nrest++] = all[i];
 	p->ntmp = 0;
 	if (!nrest && uri_is_me(p, &ruri)) {

@@ -773,6 +773,84 @@ static void test_calls_freed(void **state)
 	assert_int_equal(proxy_txns(f->p), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Transports: RFC 5658 double Record-Route                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The proxy again, listening on UDP and TCP at the same address. */
+static void udp_and_tcp(struct fx *f)
+{
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
+
+	proxy_destroy(f->p);
+	f->cfg.local[1].transport = SIP_TP_TCP;
+	set_v4(&f->cfg.local[1].addr, "192.0.2.10", PROXY_PORT);
+	f->cfg.nlocal = 2;
+	assert_int_equal(proxy_create(&f->cfg, &cb, f, &f->p), 0);
+}
+
+static void test_double_record_route(void **state)
+{
+	struct fx *f = *state;
+	const char *rr2 = "Record-Route: <sip:192.0.2.10:5070;transport=tcp;lr>"
+			  "\r\nRecord-Route: <sip:192.0.2.10:5070;lr>\r\n";
+	int i;
+
+	udp_and_tcp(f);
+	/* in over UDP, out over TCP: two values, the outbound one on top */
+	bind_contact(f, "sip:bob@example.com",
+		     "sip:bob@198.51.100.7:5062;transport=tcp", 1000, NULL);
+	request(f, INVITE_TO("bob", ""));
+	i = find(f, 0, "INVITE sip:bob@198.51.100.7:5062;transport=tcp ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_TCP);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/TCP 192.0.2.10:5070;"));
+	assert_true(has(&f->sent[i], rr2));
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_RECORD_ROUTE), 2);
+
+	/* in and out over UDP: one value */
+	f->nsent = 0;
+	request(f, "INVITE sip:carol@198.51.100.8 SIP/2.0\n"
+		   "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-c2\n"
+		   "Max-Forwards: 70\n"
+		   "From: <sip:alice@example.com>;tag=a2\n"
+		   "To: <sip:carol@198.51.100.8>\n"
+		   "Call-ID: call-2@test\n"
+		   "CSeq: 1 INVITE\n"
+		   "Content-Length: 0\n\n");
+	i = find(f, 0, "INVITE sip:carol@198.51.100.8 ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_RECORD_ROUTE), 1);
+	assert_true(has(&f->sent[i], "Record-Route: <sip:192.0.2.10:5070;lr>"));
+
+	/* the callee's BYE carries both as Route (its route set in
+	 * order): both are ours and removed, and it goes on over UDP */
+	f->nsent = 0;
+	f->caller.transport = SIP_TP_TCP;
+	set_v4(&f->caller.addr, "198.51.100.7", 5062);
+	request(f, "BYE sip:alice@192.0.2.1:5060 SIP/2.0\n"
+		   "Via: SIP/2.0/TCP 198.51.100.7:5062;branch=z9hG4bK-b1\n"
+		   "Route: <sip:192.0.2.10:5070;transport=tcp;lr>,\n"
+		   " <sip:192.0.2.10:5070;lr>\n"
+		   "Max-Forwards: 70\n"
+		   "From: <sip:bob@example.com>;tag=b1\n"
+		   "To: <sip:alice@example.com>;tag=a1\n"
+		   "Call-ID: call-1@test\n"
+		   "CSeq: 1 BYE\n"
+		   "Content-Length: 0\n\n");
+	i = find(f, 0, "BYE sip:alice@192.0.2.1:5060 ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+	assert_int_equal(sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_ROUTE), 0);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/UDP 192.0.2.10:5070;"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +890,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test(test_response_owner),
 		cmocka_unit_test_setup_teardown(test_calls_freed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_double_record_route, setup,
 						teardown),
 	};
 
