@@ -18,6 +18,7 @@
 #include "auth/auth.h"
 #include "location/location.h"
 #include "resolv/resolv.h"
+#include "transport/transport.h"
 #include "txn/txn.h"
 
 #include <arpa/inet.h>
@@ -849,6 +850,48 @@ static int write_forward(struct proxy *p, const struct sip_msg *m,
 	return sip_wr_finish(&w, NULL, m->body);
 }
 
+static bool has_local(const struct proxy *p, unsigned tp)
+{
+	for (unsigned i = 0; i < p->cfg.nlocal; i++)
+		if (p->cfg.local[i].transport == tp)
+			return true;
+	return false;
+}
+
+/*
+ * write_forward() with the transport chosen by size (RFC 3261 §18.1.1): a
+ * request for UDP larger than 1300 bytes (the path MTU is not known) goes
+ * over TCP to the same address and port instead, with a Via (and
+ * Record-Route) for TCP, unless the next hop's URI says transport=udp or
+ * we have no TCP. A flow (a binding's connection) is kept as it is.
+ */
+static int write_forward_sized(struct proxy *p, const struct sip_msg *m,
+			       struct fwd *f, char *buf, size_t cap)
+{
+	int n = write_forward(p, m, f, buf, cap);
+	struct sip_uri u;
+	sip_str tp;
+	bool explicit_tp = false;
+
+	if (n < 0 || f->dest.transport != SIP_TP_UDP || !f->hop.len ||
+	    !has_local(p, SIP_TP_TCP))
+		return n;
+	if (sip_uri_parse(f->hop, &u) == 0 &&
+	    sip_param_find(u.params, "transport", &tp) == 1)
+		explicit_tp = sip_str_ieq_c(tp, "udp");
+	if (sip_tp_request_transport(SIP_TP_UDP, (size_t)n, 0, explicit_tp) !=
+	    SIP_TP_TCP)
+		return n;
+	f->dest.transport = SIP_TP_TCP;
+	f->dest.conn = 0;
+	f->dest.lsn = NULL;
+	f->via_local = local_for(p, SIP_TP_TCP, f->dest.addr.ss_family);
+	f->rr_out = f->rr_local >= 0 && f->via_local != f->rr_local
+			    ? f->via_local
+			    : -1;
+	return write_forward(p, m, f, buf, cap);
+}
+
 /*
  * Build @p f for target @p ruri with the extra Route values @p path (may be
  * empty) in front of the request's remaining routes @p rest: §16.6 steps
@@ -1100,7 +1143,7 @@ static int branch_go(struct pcall *c, struct pbranch *b,
 			sizeof(f.branch));
 	if (r < 0)
 		goto fail;
-	n = write_forward(p, m, &f, p->out, sizeof(p->out));
+	n = write_forward_sized(p, m, &f, p->out, sizeof(p->out));
 	if (n < 0) {
 		r = n;
 		goto fail;

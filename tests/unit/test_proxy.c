@@ -851,6 +851,67 @@ static void test_double_record_route(void **state)
 	assert_true(has(&f->sent[i], "Via: SIP/2.0/UDP 192.0.2.10:5070;"));
 }
 
+/* RFC 3261 §18.1.1: a request too large for UDP goes over TCP. */
+static void test_large_request_over_tcp(void **state)
+{
+	struct fx *f = *state;
+	char big[8192], pad[1401];
+	int i;
+
+	udp_and_tcp(f);
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.7:5062",
+		     1000, NULL);
+	snprintf(big, sizeof(big), INVITE_TO("bob", "X-Pad: %s\n"), pad);
+	request(f, big);
+	i = find(f, 0, "INVITE sip:bob@198.51.100.7:5062 ");
+	assert_true(i >= 0);
+	assert_true(f->sent[i].len > 1300);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_TCP);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/TCP 192.0.2.10:5070;"));
+	/* in over UDP, out over TCP: RFC 5658 applies too */
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_RECORD_ROUTE), 2);
+	/* to the same address and port */
+	struct sockaddr_in *a = (struct sockaddr_in *)&f->sent[i].to.addr;
+	assert_int_equal(ntohs(a->sin_port), 5062);
+
+	/* the target says transport=udp: it stays UDP, however large */
+	f->nsent = 0;
+	snprintf(big, sizeof(big),
+		 "INVITE sip:carol@198.51.100.8;transport=udp SIP/2.0\n"
+		 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-c3\n"
+		 "Max-Forwards: 70\n"
+		 "From: <sip:alice@example.com>;tag=a3\n"
+		 "To: <sip:carol@198.51.100.8>\n"
+		 "Call-ID: call-3@test\n"
+		 "CSeq: 1 INVITE\n"
+		 "X-Pad: %s\n"
+		 "Content-Length: 0\n\n",
+		 pad);
+	request(f, big);
+	i = find(f, 0, "INVITE sip:carol@198.51.100.8;transport=udp ");
+	assert_true(i >= 0);
+	assert_true(f->sent[i].len > 1300);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/UDP 192.0.2.10:5070;"));
+
+	/* a small one stays UDP */
+	f->nsent = 0;
+	request(f, "INVITE sip:dave@198.51.100.9 SIP/2.0\n"
+		   "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-c4\n"
+		   "Max-Forwards: 70\n"
+		   "From: <sip:alice@example.com>;tag=a4\n"
+		   "To: <sip:dave@198.51.100.9>\n"
+		   "Call-ID: call-4@test\n"
+		   "CSeq: 1 INVITE\n"
+		   "Content-Length: 0\n\n");
+	i = find(f, 0, "INVITE sip:dave@198.51.100.9 ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -893,6 +954,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_double_record_route, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_large_request_over_tcp,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
