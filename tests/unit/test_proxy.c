@@ -912,6 +912,152 @@ static void test_large_request_over_tcp(void **state)
 	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Next hops through DNS: the resolve callback and proxy_resolved()         */
+/* ------------------------------------------------------------------------ */
+
+struct dns_fx {
+	void *token;
+	int calls, cancels;
+};
+
+static struct dns_fx dnsfx;
+
+static int cb_resolve(void *arg, const struct sip_uri *uri, void *token,
+		      void **handle)
+{
+	(void)arg;
+	assert_true(sip_str_ieq_c(uri->host, "lp2.test"));
+	dnsfx.token = token;
+	dnsfx.calls++;
+	*handle = &dnsfx;
+	return 0;
+}
+
+static void cb_resolve_cancel(void *arg, void *handle)
+{
+	(void)arg;
+	assert_ptr_equal(handle, &dnsfx);
+	dnsfx.cancels++;
+}
+
+/* The proxy with a resolver (no routes: lp2.test needs DNS). */
+static struct sip_resolver *with_dns(struct fx *f)
+{
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth,
+				     .resolve = cb_resolve,
+				     .resolve_cancel = cb_resolve_cancel};
+	struct sip_resolv_config rc = {0};
+	struct sip_resolver *r;
+
+	memset(&dnsfx, 0, sizeof(dnsfx));
+	assert_int_equal(sip_resolver_create(&rc, &r), 0);
+	proxy_destroy(f->p);
+	f->cfg.resolver = r;
+	assert_int_equal(proxy_create(&f->cfg, &cb, f, &f->p), 0);
+	return r;
+}
+
+/* A finished lookup with two targets, as DNS would give them. */
+static struct sip_lookup *two_targets(void)
+{
+	struct sip_resolv_config rc = {0};
+	struct sip_resolver *r;
+	struct sip_lookup *lk;
+	struct sip_uri u;
+	struct sip_dns_query q;
+	static struct sip_resolver *keep;
+
+	if (!keep) {
+		assert_int_equal(sip_resolver_create(&rc, &r), 0);
+		assert_int_equal(
+			sip_resolver_route_set(
+				r, "lp2.test",
+				"198.51.100.20:5060,198.51.100.21:5060"),
+			0);
+		keep = r;
+	}
+	assert_int_equal(sip_uri_parse(SIP_STR_LIT("sip:bob@lp2.test"), &u), 0);
+	assert_int_equal(sip_lookup_create(keep, &u, &lk), 0);
+	assert_int_equal(sip_lookup_next_query(lk, &q), 0);
+	assert_true(sip_lookup_done(lk));
+	assert_int_equal(sip_lookup_count(lk), 2);
+	return lk;
+}
+
+#define INVITE_LP2(n)                                                          \
+	"INVITE sip:bob@lp2.test SIP/2.0\n"                                    \
+	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-d" n "\n"              \
+	"Max-Forwards: 70\n"                                                   \
+	"From: <sip:alice@example.com>;tag=d" n "\n"                           \
+	"To: <sip:bob@lp2.test>\n"                                             \
+	"Call-ID: dns-" n "@test\n"                                            \
+	"CSeq: 1 INVITE\n"                                                     \
+	"Content-Length: 0\n\n"
+
+static void test_dns_wait_and_failover(void **state)
+{
+	struct fx *f = *state;
+	struct sip_resolver *r = with_dns(f);
+	struct proxy_outcome o;
+	struct sip_via v1, v2;
+	int i, j;
+
+	o = request(f, INVITE_LP2("1"));
+	/* 100 at once, nothing forwarded until the lookup is done */
+	assert_int_equal(dnsfx.calls, 1);
+	assert_int_equal(o.branches, 1);
+	assert_true(starts(f, 0, "SIP/2.0 100 "));
+	assert_int_equal(find(f, 0, "INVITE "), -1);
+	f->now += 50;
+	proxy_resolved(f->p, dnsfx.token, 0, two_targets(), f->now);
+	i = find(f, 0, "INVITE sip:bob@lp2.test ");
+	assert_true(i >= 0);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&f->sent[i].to.addr)
+				       ->sin_addr.s_addr),
+			 0xc6336414); /* 198.51.100.20 */
+	/* its 503: the next target, in a new transaction */
+	answer(f, &f->sent[i], 503, "t1");
+	j = find(f, (unsigned)i + 1, "INVITE sip:bob@lp2.test ");
+	assert_true(j >= 0);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&f->sent[j].to.addr)
+				       ->sin_addr.s_addr),
+			 0xc6336415); /* 198.51.100.21 */
+	assert_int_equal(sip_msg_top_via(&f->sent[i].msg, NULL, &v1), 0);
+	assert_int_equal(sip_msg_top_via(&f->sent[j].msg, NULL, &v2), 0);
+	assert_false(sip_str_eq(v1.branch, v2.branch));
+	assert_int_equal(find(f, 0, "SIP/2.0 5"), -1);
+	/* its 200 goes up */
+	answer(f, &f->sent[j], 200, "t2");
+	assert_true(find(f, (unsigned)j + 1, "SIP/2.0 200 ") >= 0);
+
+	/* a lookup out of time: 408 to the caller */
+	f->nsent = 0;
+	request(f, INVITE_LP2("2"));
+	assert_int_equal(dnsfx.calls, 2);
+	f->now += 4000;
+	proxy_resolved(f->p, dnsfx.token, -ETIMEDOUT, NULL, f->now);
+	assert_true(find(f, 0, "SIP/2.0 408 ") >= 0);
+
+	/* no such name: 503 of the branch, 500 to the caller */
+	f->nsent = 0;
+	request(f, INVITE_LP2("3"));
+	proxy_resolved(f->p, dnsfx.token, -ENOENT, NULL, f->now);
+	assert_true(find(f, 0, "SIP/2.0 500 ") >= 0);
+
+	/* still waiting when the proxy goes: the lookup is cancelled */
+	request(f, INVITE_LP2("4"));
+	assert_int_equal(dnsfx.calls, 4);
+	assert_int_equal(dnsfx.cancels, 0);
+	proxy_destroy(f->p);
+	f->p = NULL;
+	assert_int_equal(dnsfx.cancels, 1);
+	sip_resolver_destroy(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -955,6 +1101,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_double_record_route, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_large_request_over_tcp,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_wait_and_failover,
 						setup, teardown),
 	};
 
