@@ -50,6 +50,8 @@ static const struct keydef keys[CFG_NKEYS] = {
 	[CFG_K_PROXY_TRUSTED] = {"proxy", "trusted", true},
 	[CFG_K_PROXY_FORK_TIMEOUT] = {"proxy", "fork_timeout", false},
 	[CFG_K_ADMIN] = {"server", "admin", false},
+	[CFG_K_PROXY_DNS] = {"proxy", "dns", true},
+	[CFG_K_PROXY_DNS_TIMEOUT] = {"proxy", "dns_timeout", false},
 };
 
 static const char *const sections[] = {"server", "registrar", "tls", "log",
@@ -77,6 +79,7 @@ void cfg_init(struct cfg *c)
 	c->digest_algs = CFG_DIGEST_MD5 | CFG_DIGEST_SHA256;
 	c->mode = CFG_MODE_PROXY;
 	c->fork_timeout = 30000;
+	c->dns_timeout = 4000;
 }
 
 const char *cfg_log_level_name(enum cfg_log_level l)
@@ -115,6 +118,48 @@ static int expect(char *err, size_t cap, const char *fmt, ...)
 		vsnprintf(err, cap, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
+}
+
+static int parse_num(const char *v, unsigned max, unsigned *out);
+
+/* "192.0.2.1", "192.0.2.1:53", "[2001:db8::1]:53" or "2001:db8::1". */
+static bool dns_server_ok(const char *v)
+{
+	char host[64];
+	const char *port = NULL;
+	unsigned char a[16];
+	unsigned n;
+	size_t len;
+
+	if (v[0] == '[') {
+		const char *e = strchr(v, ']');
+
+		if (!e || (size_t)(e - v - 1) >= sizeof(host))
+			return false;
+		len = (size_t)(e - v - 1);
+		memcpy(host, v + 1, len);
+		host[len] = '\0';
+		if (e[1] && e[1] != ':')
+			return false;
+		port = e[1] ? e + 2 : NULL;
+		if (inet_pton(AF_INET6, host, a) != 1)
+			return false;
+	} else if (strchr(v, ':') != strrchr(v, ':')) {
+		return strlen(v) < sizeof(host) &&
+		       inet_pton(AF_INET6, v, a) == 1;
+	} else {
+		const char *c = strchr(v, ':');
+
+		len = c ? (size_t)(c - v) : strlen(v);
+		if (len >= sizeof(host))
+			return false;
+		memcpy(host, v, len);
+		host[len] = '\0';
+		port = c ? c + 1 : NULL;
+		if (inet_pton(AF_INET, host, a) != 1)
+			return false;
+	}
+	return !port || parse_num(port, 65535, &n) == 0;
 }
 
 static int parse_num(const char *v, unsigned max, unsigned *out)
@@ -311,6 +356,24 @@ static int set_key(struct cfg *c, enum cfg_key k, const char *v, char *err,
 				      "expected milliseconds 1..600000");
 		c->fork_timeout = n;
 		break;
+	case CFG_K_PROXY_DNS:
+		if (!dns_server_ok(v))
+			return expect(err, cap,
+				      "expected a DNS server ADDRESS[:PORT], "
+				      "like 127.0.0.1:53 or [::1]:53");
+		if (c->ndns >= CFG_MAX_DNS) {
+			expect(err, cap, "too many dns values (at most %d)",
+			       CFG_MAX_DNS);
+			return -E2BIG;
+		}
+		memcpy(c->dns[c->ndns++], v, strlen(v) + 1);
+		break;
+	case CFG_K_PROXY_DNS_TIMEOUT:
+		if (parse_num(v, 60000, &n) < 0)
+			return expect(err, cap,
+				      "expected milliseconds 1..60000");
+		c->dns_timeout = n;
+		break;
 	case CFG_K_MIN_EXPIRES:
 	case CFG_K_MAX_EXPIRES:
 	case CFG_K_DEFAULT_EXPIRES:
@@ -463,6 +526,13 @@ void cfg_merge(struct cfg *base, const struct cfg *over)
 			break;
 		case CFG_K_PROXY_FORK_TIMEOUT:
 			base->fork_timeout = over->fork_timeout;
+			break;
+		case CFG_K_PROXY_DNS:
+			memcpy(base->dns, over->dns, sizeof(base->dns));
+			base->ndns = over->ndns;
+			break;
+		case CFG_K_PROXY_DNS_TIMEOUT:
+			base->dns_timeout = over->dns_timeout;
 			break;
 		case CFG_NKEYS:
 			break;

@@ -63,6 +63,8 @@ enum cfg_mode {
 /** Most [proxy] route and trusted values. */
 #define CFG_MAX_ROUTES 16
 #define CFG_MAX_TRUSTED 16
+/** Most [proxy] dns values. */
+#define CFG_MAX_DNS 4
 
 /** Every key, as an index into struct cfg's `set` and `line`. */
 enum cfg_key {
@@ -87,6 +89,8 @@ enum cfg_key {
 	CFG_K_PROXY_TRUSTED,
 	CFG_K_PROXY_FORK_TIMEOUT,
 	CFG_K_ADMIN,
+	CFG_K_PROXY_DNS,
+	CFG_K_PROXY_DNS_TIMEOUT,
 	CFG_NKEYS
 };
 
@@ -125,6 +129,11 @@ struct cfg {
 	/** The admin socket: a path, "off", or empty for the default
 	 * (the database path + ".sock") */
 	char admin[CFG_PATH_MAX];
+	/** [proxy] dns: DNS servers "ADDR[:PORT]" (IPv6 in brackets); none:
+	 * the system's (/etc/resolv.conf) */
+	char dns[CFG_MAX_DNS][CFG_URI_MAX];
+	unsigned ndns;
+	unsigned dns_timeout; /**< ms a lookup may take; default 4000 */
 
 	bool set[CFG_NKEYS];	  /**< the key was given               */
 	unsigned line[CFG_NKEYS]; /**< where (last time), 0 for a flag */

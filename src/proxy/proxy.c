@@ -18,6 +18,7 @@
 #include "auth/auth.h"
 #include "location/location.h"
 #include "resolv/resolv.h"
+#include "transport/transport.h"
 #include "txn/txn.h"
 
 #include <arpa/inet.h>
@@ -49,7 +50,11 @@ struct pbranch {
 	enum obj_kind kind;
 	struct pcall *call;
 	struct pbranch *next;
-	struct sip_txn *txn; /**< NULL once terminated                    */
+	struct sip_txn *txn;   /**< NULL once terminated                    */
+	unsigned target;       /**< index in the call's targets             */
+	struct sip_lookup *lk; /**< targets left for failover, or NULL    */
+	void *lookup;	       /**< the resolve handle while resolving    */
+	bool resolving;	       /**< waiting for proxy_resolved()          */
 	struct proxy_peer dest;
 	char *req; /**< the request sent (for the CANCEL)          */
 	size_t req_len;
@@ -300,6 +305,19 @@ static unsigned route_values(const struct sip_msg *m, sip_str *out,
 static int route_uri(sip_str value, struct sip_addr *a)
 {
 	return sip_addr_parse(value, a);
+}
+
+/* How many of the first Route values are ours: 1, or 2 when we put two
+ * Record-Route values in (RFC 5658). */
+static unsigned own_routes(const struct proxy *p, const sip_str *v, unsigned n)
+{
+	struct sip_addr a;
+	unsigned k = 0;
+
+	while (k < n && k < 2 && route_uri(v[k], &a) == 0 &&
+	       uri_is_me(p, &a.uri))
+		k++;
+	return k;
 }
 
 static sip_str hdr_value(const struct sip_msg *m, enum sip_hdr_id id)
@@ -563,6 +581,9 @@ static void call_free(struct pcall *c)
 	p->ncalls--;
 	for (struct pbranch *b = c->branches, *n; b; b = n) {
 		n = b->next;
+		if (b->resolving && p->cb.resolve_cancel)
+			p->cb.resolve_cancel(p->arg, b->lookup);
+		sip_lookup_destroy(b->lk);
 		free(b->req);
 		free(b);
 	}
@@ -629,9 +650,32 @@ static int call_req(struct pcall *c, struct sip_msg *m)
 /* Next hops                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Where a request for @p uri_text goes (RFC 3263 through the resolver's
- * static routes and numeric hosts). */
-static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out)
+static void target_peer(const struct sip_target *t, struct proxy_peer *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->transport = t->transport;
+	if (t->family == 6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&out->addr;
+
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, t->addr, 16);
+		a->sin6_port = htons(t->port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&out->addr;
+
+		a->sin_family = AF_INET;
+		memcpy(&a->sin_addr, t->addr, 4);
+		a->sin_port = htons(t->port);
+	}
+}
+
+/* Where a request for @p uri_text goes, when that is known now: static
+ * routes, numeric hosts and cached answers (RFC 3263 through the
+ * resolver). With @p lk_out, the lookup is handed over when targets are
+ * left for failover. @return 0, -EINPROGRESS when DNS queries are needed
+ * and the resolve callback can run them, or a negative errno. */
+static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out,
+		   struct sip_lookup **lk_out)
 {
 	struct sip_uri u;
 	struct sip_lookup *lk = NULL;
@@ -640,6 +684,8 @@ static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out)
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	if (lk_out)
+		*lk_out = NULL;
 	if (sip_uri_parse(uri_text, &u) < 0)
 		return -EINVAL;
 	if (u.scheme != SIP_URI_SIP && u.scheme != SIP_URI_SIPS)
@@ -649,25 +695,19 @@ static int resolve(struct proxy *p, sip_str uri_text, struct proxy_peer *out)
 		if (r < 0)
 			return r;
 		if (sip_lookup_next_query(lk, &q) == 1 ||
-		    !sip_lookup_done(lk) || sip_lookup_next(lk, &t) != 1) {
+		    !sip_lookup_done(lk)) {
+			sip_lookup_destroy(lk);
+			return p->cb.resolve ? -EINPROGRESS : -EHOSTUNREACH;
+		}
+		if (sip_lookup_next(lk, &t) != 1) {
 			sip_lookup_destroy(lk);
 			return -EHOSTUNREACH;
 		}
-		sip_lookup_destroy(lk);
-		out->transport = t.transport;
-		if (t.family == 6) {
-			struct sockaddr_in6 *a =
-				(struct sockaddr_in6 *)&out->addr;
-			a->sin6_family = AF_INET6;
-			memcpy(&a->sin6_addr, t.addr, 16);
-			a->sin6_port = htons(t.port);
-		} else {
-			struct sockaddr_in *a =
-				(struct sockaddr_in *)&out->addr;
-			a->sin_family = AF_INET;
-			memcpy(&a->sin_addr, t.addr, 4);
-			a->sin_port = htons(t.port);
-		}
+		target_peer(&t, out);
+		if (lk_out && sip_lookup_count(lk) > 1)
+			*lk_out = lk;
+		else
+			sip_lookup_destroy(lk);
 		return 0;
 	}
 	/* numeric hosts only */
@@ -729,10 +769,12 @@ struct fwd {
 	unsigned nroutes;
 	bool record_route;
 	int rr_local;  /**< local address for Record-Route, -1 none */
+	int rr_out;    /**< RFC 5658: the outbound one above it, or -1 */
 	int via_local; /**< local address for our Via                */
 	char branch[SIP_BRANCH_SIZE];
 	const struct sip_via_rcvd *rcvd;
 	struct proxy_peer dest;
+	sip_str hop; /**< the URI the next hop is resolved from     */
 	char strict_ruri[1024]; /**< RURI kept when the next hop is strict */
 };
 
@@ -803,6 +845,8 @@ static int write_forward(struct proxy *p, const struct sip_msg *m,
 			       f->branch);
 	}
 	sip_wr_vias(&w, m, f->rcvd);
+	if (f->record_route && f->rr_out >= 0)
+		write_local_uri(p, &w, f->rr_out, true);
 	if (f->record_route && f->rr_local >= 0)
 		write_local_uri(p, &w, f->rr_local, true);
 	for (unsigned i = 0; i < f->nroutes; i++)
@@ -827,14 +871,60 @@ static int write_forward(struct proxy *p, const struct sip_msg *m,
 	return sip_wr_finish(&w, NULL, m->body);
 }
 
+static bool has_local(const struct proxy *p, unsigned tp)
+{
+	for (unsigned i = 0; i < p->cfg.nlocal; i++)
+		if (p->cfg.local[i].transport == tp)
+			return true;
+	return false;
+}
+
+/*
+ * write_forward() with the transport chosen by size (RFC 3261 §18.1.1): a
+ * request for UDP larger than 1300 bytes (the path MTU is not known) goes
+ * over TCP to the same address and port instead, with a Via (and
+ * Record-Route) for TCP, unless the next hop's URI says transport=udp or
+ * we have no TCP. A flow (a binding's connection) is kept as it is.
+ */
+static int write_forward_sized(struct proxy *p, const struct sip_msg *m,
+			       struct fwd *f, char *buf, size_t cap)
+{
+	int n = write_forward(p, m, f, buf, cap);
+	struct sip_uri u;
+	sip_str tp;
+	bool explicit_tp = false;
+
+	if (n < 0 || f->dest.transport != SIP_TP_UDP || !f->hop.len ||
+	    !has_local(p, SIP_TP_TCP))
+		return n;
+	if (sip_uri_parse(f->hop, &u) == 0 &&
+	    sip_param_find(u.params, "transport", &tp) == 1)
+		explicit_tp = sip_str_ieq_c(tp, "udp");
+	if (sip_tp_request_transport(SIP_TP_UDP, (size_t)n, 0, explicit_tp) !=
+	    SIP_TP_TCP)
+		return n;
+	f->dest.transport = SIP_TP_TCP;
+	f->dest.conn = 0;
+	f->dest.lsn = NULL;
+	f->via_local = local_for(p, SIP_TP_TCP, f->dest.addr.ss_family);
+	f->rr_out = f->rr_local >= 0 && f->via_local != f->rr_local
+			    ? f->via_local
+			    : -1;
+	return write_forward(p, m, f, buf, cap);
+}
+
 /*
  * Build @p f for target @p ruri with the extra Route values @p path (may be
  * empty) in front of the request's remaining routes @p rest: §16.6 steps
- * 2 (RURI), 4 (Record-Route), 6 (strict next hop) and 7 (next hop).
+ * 2 (RURI), 4 (Record-Route), 6 (strict next hop) and 7 (next hop). The
+ * next hop is @p given when known (a target of an earlier lookup), else
+ * resolved from f->hop (-EINPROGRESS: it needs DNS; @p lk_out as resolve()).
  */
 static int plan_forward(struct proxy *p, const struct sip_msg *m, sip_str ruri,
 			sip_str path, const sip_str *rest, unsigned nrest,
-			const struct proxy_peer *flow, struct fwd *f)
+			const struct proxy_peer *flow,
+			const struct proxy_peer *given,
+			struct sip_lookup **lk_out, struct fwd *f)
 {
 	struct sip_addr a;
 	sip_str cur, item;
@@ -867,21 +957,30 @@ static int plan_forward(struct proxy *p, const struct sip_msg *m, sip_str ruri,
 				(f->nroutes - 1) * sizeof(f->routes[0]));
 			f->routes[f->nroutes - 1] =
 				(sip_str){f->strict_ruri, (size_t)n};
-			r = resolve(p, f->ruri, &f->dest);
+			f->hop = f->ruri;
 		} else {
-			r = resolve(p, a.uri_text, &f->dest);
+			f->hop = a.uri_text;
 		}
 	} else if (flow) {
 		f->dest = *flow;
-		r = 0;
 	} else {
-		r = resolve(p, ruri, &f->dest);
+		f->hop = ruri;
 	}
-	if (r < 0)
-		return r;
+	if (given) {
+		f->dest = *given;
+	} else if (f->hop.len) {
+		r = resolve(p, f->hop, &f->dest, lk_out);
+		if (r < 0)
+			return r;
+	}
 	f->via_local = local_for(p, f->dest.transport, f->dest.addr.ss_family);
-	if (f->dest.transport != (p->cur_src ? p->cur_src->transport : 0))
-		f->rr_local = f->via_local;
+	/* RFC 5658: in on one transport or address, out on another: the
+	 * inbound URI for the caller's side, the outbound one above it for
+	 * the callee's, so that each side reaches us the way it did */
+	f->rr_out = f->rr_local >= 0 && f->via_local >= 0 &&
+				    f->via_local != f->rr_local
+			    ? f->via_local
+			    : -1;
 	return 0;
 }
 
@@ -989,13 +1088,41 @@ static void cancel_others(struct pcall *c, struct pbranch *except,
 	}
 }
 
-/* Forward @p m to target @p t as a new branch of @p c. */
-static int branch_start(struct pcall *c, const struct sip_msg *m,
-			const struct target *t, const sip_str *rest,
-			unsigned nrest)
+static struct pbranch *branch_new(struct pcall *c, unsigned target)
+{
+	struct pbranch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->kind = OBJ_BRANCH;
+	b->call = c;
+	b->target = target;
+	b->next = c->branches;
+	c->branches = b;
+	return b;
+}
+
+static void branch_fail(struct pbranch *b, unsigned status)
+{
+	if (!b->status) {
+		b->status = status;
+		keep_best(b->call, NULL, status);
+	}
+}
+
+/*
+ * Forward @p m (the call's request) as branch @p b to its target: to
+ * @p given when the next hop is known, else to the next hop resolved now,
+ * or once DNS has answered (proxy_resolved()).
+ * @return 0 (sent, or waiting for DNS), or a negative errno (b failed).
+ */
+static int branch_go(struct pcall *c, struct pbranch *b,
+		     const struct sip_msg *m, const sip_str *rest,
+		     unsigned nrest, const struct proxy_peer *given)
 {
 	struct proxy *p = c->p;
-	struct pbranch *b;
+	const struct target *t = &c->targets[b->target];
+	struct sip_lookup *lk = NULL;
 	struct fwd f;
 	struct sip_txn *txn = NULL;
 	int n, r;
@@ -1004,30 +1131,51 @@ static int branch_start(struct pcall *c, const struct sip_msg *m,
 	f.rcvd = p->cur_rcvd;
 	r = plan_forward(p, m, sip_str_c(t->uri),
 			 t->path ? sip_str_c(t->path) : SIP_STR_NULL, rest,
-			 nrest, t->has_flow && !t->path ? &t->flow : NULL, &f);
+			 nrest, t->has_flow && !t->path ? &t->flow : NULL,
+			 given, &lk, &f);
+	if (r == -EINPROGRESS) {
+		struct sip_uri u;
+
+		if (sip_uri_parse(f.hop, &u) < 0) {
+			r = -EINVAL;
+			goto fail;
+		}
+		b->resolving = true;
+		c->live_txns++;
+		r = p->cb.resolve(p->arg, &u, b, &b->lookup);
+		if (r < 0) {
+			b->resolving = false;
+			c->live_txns--;
+			goto fail;
+		}
+		if (p->cur_out) {
+			p->cur_out->branches++;
+			p->cur_out->note = "resolving";
+		}
+		return 0;
+	}
 	if (r < 0)
-		return r;
+		goto fail;
+	if (lk) {
+		sip_lookup_destroy(b->lk);
+		b->lk = lk;
+	}
 	r = make_branch(p, c->loop_hash, next_low(p), f.branch,
 			sizeof(f.branch));
 	if (r < 0)
-		return r;
-	n = write_forward(p, m, &f, p->out, sizeof(p->out));
-	if (n < 0)
-		return n;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
+		goto fail;
+	n = write_forward_sized(p, m, &f, p->out, sizeof(p->out));
+	if (n < 0) {
+		r = n;
+		goto fail;
+	}
 	b->req = dup_mem(p->out, (size_t)n);
 	if (!b->req) {
-		free(b);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
-	b->kind = OBJ_BRANCH;
-	b->call = c;
 	b->req_len = (size_t)n;
 	b->dest = f.dest;
-	b->next = c->branches;
-	c->branches = b;
 	c->live_txns++;
 	p->gone = NULL;
 	r = sip_txn_client_create(p->txns, b->req, b->req_len,
@@ -1036,20 +1184,93 @@ static int branch_start(struct pcall *c, const struct sip_msg *m,
 					  : SIP_TXN_PROXY | SIP_TXN_RELIABLE,
 				  b, p->now, &txn);
 	if (r < 0) {
-		/* a send error ran the callbacks (503, terminated); a
-		 * refusal before creation ran none */
+		/* a send error ran the callbacks (503 and failover,
+		 * terminated); a refusal before creation ran none */
 		if (p->gone != b)
 			c->live_txns--;
-		if (!b->status) {
-			b->status = 503;
-			keep_best(c, NULL, 503);
-		}
-		return r;
+		goto fail;
 	}
 	b->txn = txn;
 	if (p->cur_out)
 		p->cur_out->branches++;
 	return 0;
+fail:
+	branch_fail(b, 503);
+	return r;
+}
+
+/* Forward @p m to target @p ti as a new branch of @p c. */
+static int branch_start(struct pcall *c, const struct sip_msg *m, unsigned ti,
+			const sip_str *rest, unsigned nrest)
+{
+	struct pbranch *b = branch_new(c, ti);
+
+	if (!b)
+		return -ENOMEM;
+	return branch_go(c, b, m, rest, nrest, NULL);
+}
+
+/* The remaining routes of the call's request after our own. */
+static unsigned rest_routes(struct proxy *p, const struct sip_msg *m,
+			    sip_str *out);
+
+/* Work on @p c outside proxy_request(): its request parsed into
+ * p->scratch, its source and received/rport as the current ones. */
+struct call_ctx {
+	const struct proxy_peer *src;
+	const struct sip_via_rcvd *rcvd;
+	struct proxy_outcome *out;
+	sip_str rest[PROXY_MAX_ROUTES];
+	unsigned nrest;
+};
+
+static int ctx_enter(struct pcall *c, struct call_ctx *x)
+{
+	struct proxy *p = c->p;
+
+	if (call_req(c, &p->scratch) < 0)
+		return -EINVAL;
+	x->nrest = rest_routes(p, &p->scratch, x->rest);
+	x->src = p->cur_src;
+	x->rcvd = p->cur_rcvd;
+	x->out = p->cur_out;
+	p->cur_src = &c->src;
+	p->cur_rcvd = c->has_rcvd ? &c->rcvd : NULL;
+	p->cur_out = NULL;
+	return 0;
+}
+
+static void ctx_leave(struct pcall *c, struct call_ctx *x)
+{
+	c->p->cur_src = x->src;
+	c->p->cur_rcvd = x->rcvd;
+	c->p->cur_out = x->out;
+}
+
+/*
+ * RFC 3263 §4.3: @p b failed with a timeout, a transport error or a 503:
+ * the next target of its lookup gets the request in a new branch (a new
+ * transaction), unless the call is over or the branch was cancelled.
+ */
+static void failover(struct pbranch *b)
+{
+	struct pcall *c = b->call;
+	struct sip_target t;
+	struct proxy_peer peer;
+	struct pbranch *nb;
+	struct call_ctx x;
+
+	if (!b->lk || c->final_sent || c->cancelled || c->got_6xx ||
+	    b->cancel_wanted || sip_lookup_next(b->lk, &t) != 1)
+		return;
+	nb = branch_new(c, b->target);
+	if (!nb || ctx_enter(c, &x) < 0)
+		return;
+	nb->lk = b->lk;
+	b->lk = NULL;
+	target_peer(&t, &peer);
+	branch_go(c, nb, &c->p->scratch, x.rest, x.nrest, &peer);
+	ctx_leave(c, &x);
 }
 
 /* Start the next group of targets (equal q). @return branches started. */
@@ -1065,8 +1286,7 @@ static unsigned start_group(struct pcall *c, const struct sip_msg *m,
 		uint16_t q = c->targets[i].q;
 
 		for (; i < c->ntargets && c->targets[i].q == q; i++) {
-			if (branch_start(c, m, &c->targets[i], rest, nrest) ==
-			    0)
+			if (branch_start(c, m, i, rest, nrest) == 0)
 				started++;
 		}
 		c->next_target = i;
@@ -1086,12 +1306,9 @@ static unsigned rest_routes(struct proxy *p, const struct sip_msg *m,
 			    sip_str *out)
 {
 	sip_str all[PROXY_MAX_ROUTES];
-	unsigned n = route_values(m, all, PROXY_MAX_ROUTES), k = 0, i = 0;
-	struct sip_addr a;
+	unsigned n = route_values(m, all, PROXY_MAX_ROUTES), k = 0, i;
 
-	if (n && route_uri(all[0], &a) == 0 && uri_is_me(p, &a.uri))
-		i = 1;
-	for (; i < n; i++)
+	for (i = own_routes(p, all, n); i < n; i++)
 		out[k++] = all[i];
 	return k;
 }
@@ -1258,6 +1475,8 @@ static void on_branch_response(struct pbranch *b, const struct sip_msg *m)
 		return;
 	}
 	keep_best(c, m, st);
+	if (st == 503)
+		failover(b);
 	call_check(c);
 }
 
@@ -1299,8 +1518,9 @@ static void txn_response_cb(struct sip_txn *txn, const struct sip_msg *m,
 }
 
 /* A branch that never got a final answer: 408 (or 503 for a transport
- * failure), and its transaction goes away. */
-static void branch_gone(struct pbranch *b, unsigned status)
+ * failure), and its transaction goes away; with @p fo the next target of
+ * its lookup is tried (RFC 3263 §4.3). */
+static void branch_gone(struct pbranch *b, unsigned status, bool fo)
 {
 	struct pcall *c = b->call;
 
@@ -1308,6 +1528,8 @@ static void branch_gone(struct pbranch *b, unsigned status)
 	if (!b->status) {
 		b->status = status;
 		keep_best(c, NULL, status);
+		if (fo)
+			failover(b);
 		call_check(c);
 	}
 	c->busy--;
@@ -1326,7 +1548,7 @@ static void txn_timeout_cb(struct sip_txn *txn, enum sip_txn_timer t, void *arg)
 		struct pcall *c = b->call;
 
 		c->busy++;
-		branch_gone(b, 408);
+		branch_gone(b, 408, false);
 		if (b->txn) {
 			sip_txn_destroy(b->txn);
 			b->txn = NULL;
@@ -1346,7 +1568,7 @@ static void txn_timeout_cb(struct sip_txn *txn, enum sip_txn_timer t, void *arg)
 			return;
 		}
 	}
-	branch_gone(b, 408);
+	branch_gone(b, 408, t == SIP_TXN_TIMER_B || t == SIP_TXN_TIMER_F);
 }
 
 static void txn_error_cb(struct sip_txn *txn, int err, void *arg)
@@ -1356,7 +1578,7 @@ static void txn_error_cb(struct sip_txn *txn, int err, void *arg)
 	(void)arg;
 	(void)err;
 	if (k && *k == OBJ_BRANCH)
-		branch_gone((struct pbranch *)(void *)k, 503);
+		branch_gone((struct pbranch *)(void *)k, 503, true);
 }
 
 static void p_gone(void *arg, void *obj)
@@ -1383,7 +1605,7 @@ static void txn_terminated_cb(struct sip_txn *txn, void *arg)
 		c = b->call;
 		if (!b->status) {
 			c->busy++;
-			branch_gone(b, 408);
+			branch_gone(b, 408, false);
 			c->busy--;
 		}
 		b->txn = NULL;
@@ -1449,8 +1671,8 @@ static int on_binding(const struct loc_binding *b, void *arg)
 					 SIP_STR_FMT(b->source));
 			if (n > 0 && (size_t)n < sizeof(buf) &&
 			    sip_uri_parse((sip_str){buf, (size_t)n}, &u) == 0 &&
-			    resolve(lc->p, (sip_str){buf, (size_t)n},
-				    &t->flow) == 0) {
+			    resolve(lc->p, (sip_str){buf, (size_t)n}, &t->flow,
+				    NULL) == 0) {
 				t->flow.transport = b->transport;
 				t->flow.conn = b->conn_id;
 				t->has_flow = true;
@@ -1705,8 +1927,7 @@ static void process(struct proxy *p, struct sip_txn *stxn,
 			return;
 		}
 	}
-	if (nall && route_uri(all[0], &a) == 0 && uri_is_me(p, &a.uri))
-		first = 1;
+	first = own_routes(p, all, nall);
 	for (unsigned i = first; i < nall; i++)
 		rest[nrest++] = all[i];
 
@@ -1785,9 +2006,7 @@ static void forward_stateless(struct proxy *p, const struct sip_msg *m)
 		if (sip_uri_parse(ruri_text, &ruri) < 0)
 			return;
 	}
-	if (nall && route_uri(all[0], &a) == 0 && uri_is_me(p, &a.uri))
-		i = 1;
-	for (; i < nall; i++)
+	for (i = own_routes(p, all, nall); i < nall; i++)
 		rest[nrest++] = all[i];
 	p->ntmp = 0;
 	if (!nrest && uri_is_me(p, &ruri)) {
@@ -1801,7 +2020,10 @@ static void forward_stateless(struct proxy *p, const struct sip_msg *m)
 	}
 	memset(&f, 0, sizeof(f));
 	f.rcvd = p->cur_rcvd;
-	if (plan_forward(p, m, ruri_text, path, rest, nrest, flow, &f) == 0) {
+	/* a next hop that needs DNS first is not waited for: the ACK is
+	 * dropped (the caller retransmits it while the 2xx comes again) */
+	if (plan_forward(p, m, ruri_text, path, rest, nrest, flow, NULL, NULL,
+			 &f) == 0) {
 		/* the same branch for a retransmission of the ACK */
 		uint32_t h = via ? fnv(2166136261u, via->value) : 0;
 
@@ -1961,6 +2183,51 @@ int proxy_response(struct proxy *p, const struct sip_msg *msg,
 	p->now = now;
 	r = sip_txn_table_recv(p->txns, msg, now, NULL);
 	return r;
+}
+
+void proxy_resolved(struct proxy *p, void *token, int status,
+		    struct sip_lookup *lk, uint64_t now)
+{
+	struct pbranch *b = token;
+	struct pcall *c;
+	struct sip_target t;
+	struct proxy_peer peer;
+	struct call_ctx x;
+
+	if (!b || !b->resolving) {
+		sip_lookup_destroy(lk);
+		return;
+	}
+	c = b->call;
+	p->now = now;
+	b->resolving = false;
+	b->lookup = NULL;
+	c->live_txns--;
+	c->busy++;
+	if (b->status) {
+		/* the branch ended meanwhile (CANCEL, 2xx elsewhere, fork
+		 * timeout) */
+		sip_lookup_destroy(lk);
+	} else if (status < 0 || !lk || sip_lookup_next(lk, &t) != 1) {
+		sip_lookup_destroy(lk);
+		/* out of time: as a branch that was never answered; no
+		 * target: as a transport error (§16.9) */
+		branch_fail(b, status == -ETIMEDOUT ? 408 : 503);
+		call_check(c);
+	} else if (ctx_enter(c, &x) < 0) {
+		sip_lookup_destroy(lk);
+		branch_fail(b, 500);
+		call_check(c);
+	} else {
+		sip_lookup_destroy(b->lk);
+		b->lk = lk;
+		target_peer(&t, &peer);
+		branch_go(c, b, &p->scratch, x.rest, x.nrest, &peer);
+		ctx_leave(c, &x);
+		call_check(c);
+	}
+	c->busy--;
+	call_maybe_free(c);
 }
 
 uint64_t proxy_next_deadline(const struct proxy *p)

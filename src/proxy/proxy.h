@@ -9,9 +9,16 @@
  * (proxy_expire()), always with the current time in milliseconds of one
  * monotonic clock; the proxy answers through the send callback (bytes and
  * where they go). Bindings are read from the location store, next hops
- * come from the RFC 3263 core (static routes and numeric hosts; a name
- * that needs DNS is refused with 503), and served domains and known users
- * from callbacks.
+ * come from the RFC 3263 core: static routes, numeric hosts and cached
+ * answers at once; a name that needs DNS queries is handed to the resolve
+ * callback and its branch waits (without blocking anything else) until
+ * proxy_resolved() brings the targets. A branch tries the targets in RFC
+ * 3263 order and fails over to the next one (a new branch, §4.3) on a
+ * transport error, a timeout (Timer B/F) or a 503. A lookup that fails
+ * ends its branch with 408 when it ran out of time (as a branch that was
+ * never answered, §16.7 step 6) and with 503 otherwise (no such name, no
+ * usable record: treated as a transport error, §16.9). Served domains and
+ * known users come from callbacks.
  *
  * Request processing (§16.3–§16.6): the checks (483, 420 with Unsupported,
  * 416), loop detection (482: our Via with the same loop hash in its
@@ -88,6 +95,15 @@ struct proxy_callbacks {
 	int (*user_exists)(void *arg, sip_str user, sip_str domain);
 	/** Is authentication on now (it may change at run time)? */
 	bool (*auth_on)(void *arg);
+	/** Resolve @p uri (RFC 3263) with DNS. The outcome is given back
+	 * later with proxy_resolved(@p token), never from inside this call,
+	 * unless the lookup is cancelled first. @p handle receives what
+	 * resolve_cancel() takes. @return 0, or a negative errno (the
+	 * branch fails with 503). NULL: names that need DNS get 503. */
+	int (*resolve)(void *arg, const struct sip_uri *uri, void *token,
+		       void **handle);
+	/** Abandon the lookup @p handle: proxy_resolved() must not follow. */
+	void (*resolve_cancel)(void *arg, void *handle);
 };
 
 struct proxy_config {
@@ -164,6 +180,15 @@ int proxy_request(struct proxy *p, const struct sip_msg *msg,
  */
 int proxy_response(struct proxy *p, const struct sip_msg *msg,
 		   const struct proxy_peer *src, uint64_t now);
+
+struct sip_lookup;
+/**
+ * The outcome of a lookup started with the resolve callback: @p status 0
+ * with @p lk (taken over by the proxy, its targets walked in order), or a
+ * negative errno with @p lk NULL (-ETIMEDOUT: the lookup ran out of time).
+ */
+void proxy_resolved(struct proxy *p, void *token, int status,
+		    struct sip_lookup *lk, uint64_t now);
 
 /** Earliest deadline (ms), UINT64_MAX when none. */
 uint64_t proxy_next_deadline(const struct proxy *p);

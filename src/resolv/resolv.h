@@ -251,9 +251,13 @@ struct sip_resolv_uv;
 struct sip_resolv_req;
 
 struct sip_resolv_uv_config {
-	/** DNS servers, c-ares CSV form: "127.0.0.1:5353,[::1]:53". Required:
-	 * the system configuration (/etc/resolv.conf) is never read. */
+	/** DNS servers, c-ares CSV form: "127.0.0.1:5353,[::1]:53". Required
+	 * unless system_servers: the system configuration (/etc/resolv.conf)
+	 * is read only when asked for. */
 	const char *servers;
+	/** With no servers: those of the system (/etc/resolv.conf, as c-ares
+	 * reads it by default). Never in tests. */
+	bool system_servers;
 	/** Time c-ares waits for one answer before a retry; 0 means 2000. */
 	unsigned query_timeout_ms;
 	/** Tries per query and server; 0 means 2. */

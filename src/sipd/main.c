@@ -94,6 +94,13 @@ static void usage(FILE *out)
 	      "                       to HOST[:PORT][;transport=udp|tcp|tls]\n"
 	      "                       (comma-separated) instead of DNS;\n"
 	      "                       repeatable\n"
+	      "      --dns ADDR[:PORT]  proxy: DNS server for RFC 3263\n"
+	      "                       lookups (NAPTR, SRV, A/AAAA);\n"
+	      "                       repeatable (default: the servers\n"
+	      "                       of /etc/resolv.conf)\n"
+	      "      --dns-timeout MS  proxy: bound on one lookup; a\n"
+	      "                       request whose lookup takes longer\n"
+	      "                       gets 408 (default 4000)\n"
 	      "      --trusted ADDR   proxy: requests from this address are\n"
 	      "                       not challenged (407); repeatable\n"
 	      "      --fork-timeout MS  proxy: how long the bindings of one\n"
@@ -138,6 +145,8 @@ static const struct {
 	{NULL, "--route", "proxy", "route"},
 	{NULL, "--trusted", "proxy", "trusted"},
 	{NULL, "--fork-timeout", "proxy", "fork_timeout"},
+	{NULL, "--dns", "proxy", "dns"},
+	{NULL, "--dns-timeout", "proxy", "dns_timeout"},
 	{NULL, "--min-expires", "registrar", "min_expires"},
 	{NULL, "--max-expires", "registrar", "max_expires"},
 	{NULL, "--default-expires", "registrar", "default_expires"},
@@ -602,6 +611,13 @@ static void check_restart_keys(struct sipd_main *m, struct cfg *n)
 		needs_restart(m, CFG_K_PROXY_TRUSTED);
 	if (o->fork_timeout != n->fork_timeout)
 		needs_restart(m, CFG_K_PROXY_FORK_TIMEOUT);
+	if (o->ndns != n->ndns || memcmp(o->dns, n->dns, sizeof(o->dns)) != 0)
+		needs_restart(m, CFG_K_PROXY_DNS);
+	if (o->dns_timeout != n->dns_timeout)
+		needs_restart(m, CFG_K_PROXY_DNS_TIMEOUT);
+	memcpy(n->dns, o->dns, sizeof(n->dns));
+	n->ndns = o->ndns;
+	n->dns_timeout = o->dns_timeout;
 	memcpy(n->route, o->route, sizeof(n->route));
 	n->nroutes = o->nroutes;
 	memcpy(n->trusted, o->trusted, sizeof(n->trusted));
@@ -785,6 +801,7 @@ int main(int argc, char **argv)
 	static struct sipd_main m;
 	static const char *routes[CFG_MAX_ROUTES + 1];
 	static const char *trusted[CFG_MAX_TRUSTED + 1];
+	static char dns[CFG_MAX_DNS * (CFG_URI_MAX + 1)];
 	struct sipd_hub *hub = NULL;
 	struct sipd_config cfg = {0}, rest;
 	uv_loop_t *loop = uv_default_loop();
@@ -851,6 +868,14 @@ int main(int argc, char **argv)
 	cfg.routes = routes;
 	cfg.trusted = trusted;
 	cfg.fork_timeout = m.cfg.fork_timeout;
+	for (unsigned i = 0; i < m.cfg.ndns; i++) {
+		size_t used = strlen(dns);
+
+		snprintf(dns + used, sizeof(dns) - used, "%s%s", i ? "," : "",
+			 m.cfg.dns[i]);
+	}
+	cfg.dns = dns[0] ? dns : NULL;
+	cfg.dns_timeout = m.cfg.dns_timeout;
 	if (sipd_hub_create(cfg.workers, &hub) < 0) {
 		close_services(&m);
 		sipd_log_destroy(m.log);

@@ -136,6 +136,7 @@ struct sipd_glue {
 	struct sip_tp *tp;
 	struct proxy *proxy;
 	struct sip_resolver *resolver;
+	struct sip_resolv_uv *dns; /* NULL: no DNS (names get 503) */
 	uv_timer_t timer;
 	uv_async_t wake;
 	struct hqueue queue;
@@ -232,6 +233,77 @@ static int64_t g_wall(void *arg)
 }
 
 static void arm(struct sipd_glue *g);
+
+/* ------------------------------------------------------------------------ */
+/* DNS: the proxy's lookups with c-ares on the worker's loop                */
+/* ------------------------------------------------------------------------ */
+
+/* One lookup of the proxy. Freed by its outcome, or by the proxy's
+ * resolve_cancel() when it ended while the glue was closing. */
+struct glookup {
+	struct sipd_glue *g;
+	void *token;
+	struct sip_resolv_req *req; /* NULL once the adapter let go */
+};
+
+static void g_resolved(int status, struct sip_lookup *lk, void *arg)
+{
+	struct glookup *l = arg;
+	struct sipd_glue *g = l->g;
+
+	l->req = NULL;
+	if (g->closed) {
+		/* the adapter is going away: the proxy cancels it later */
+		sip_lookup_destroy(lk);
+		return;
+	}
+	if (status < 0)
+		sipd_logf(g->cfg->log, SIPD_LOG_DEBUG, (int)g->index, "dns",
+			  "lookup failed: %s", strerror(-status));
+	proxy_resolved(g->proxy, l->token, status, lk, uv_now(g->loop));
+	free(l);
+	arm(g);
+}
+
+static int g_resolve(void *arg, const struct sip_uri *uri, void *token,
+		     void **handle)
+{
+	struct sipd_glue *g = arg;
+	struct glookup *l;
+	int r;
+
+	if (!g->dns || g->closed)
+		return -EHOSTUNREACH;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->g = g;
+	l->token = token;
+	r = sip_resolv_uv_lookup(g->dns, uri, g_resolved, l, &l->req);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	*handle = l;
+	return 0;
+}
+
+static void g_resolve_cancel(void *arg, void *handle)
+{
+	struct glookup *l = handle;
+
+	(void)arg;
+	if (!l)
+		return;
+	if (l->req)
+		sip_resolv_uv_cancel(l->req);
+	free(l);
+}
+
+static uint64_t g_clock(void *arg)
+{
+	return uv_now(((struct sipd_glue *)arg)->loop);
+}
 
 static void on_timer(uv_timer_t *t)
 {
@@ -331,8 +403,11 @@ int sipd_glue_create(uv_loop_t *loop, struct sip_tp *tp,
 		.serves = g_serves,
 		.user_exists = g_user_exists,
 		.auth_on = g_auth_on,
+		.resolve = g_resolve,
+		.resolve_cancel = g_resolve_cancel,
 	};
 	struct sip_resolv_config rc = {0};
+	struct sip_resolv_uv_config uc = {0};
 	int r;
 
 	if (!g)
@@ -346,9 +421,30 @@ int sipd_glue_create(uv_loop_t *loop, struct sip_tp *tp,
 	rc.transports = SIP_TP_UDP | SIP_TP_TCP | SIP_TP_TLS;
 	rc.families = SIP_RESOLV_IPV4 | SIP_RESOLV_IPV6;
 	rc.seed = (uint32_t)uv_hrtime();
+	/* answers cached per their TTL, "no such name" and "no records"
+	 * for neg_ttl, on the loop's clock */
+	rc.clock = g_clock;
+	rc.clock_arg = g;
+	rc.cache_max = 4096;
+	rc.neg_ttl = 60;
 	r = sip_resolver_create(&rc, &g->resolver);
 	if (r < 0 || (r = add_routes(g)) < 0)
 		goto fail;
+	uc.servers = cfg->dns;
+	uc.system_servers = !cfg->dns;
+	uc.lookup_timeout_ms = cfg->dns_timeout ? cfg->dns_timeout : 4000;
+	uc.query_timeout_ms = uc.lookup_timeout_ms < 4000
+				      ? (uc.lookup_timeout_ms + 1) / 2
+				      : 2000;
+	r = sip_resolv_uv_create(loop, g->resolver, &uc, &g->dns);
+	if (r < 0) {
+		sipd_logf(cfg->log, SIPD_LOG_WARN, (int)index, "start",
+			  "proxy DNS (%s): %s; only static routes and numeric "
+			  "hosts are reached",
+			  cfg->dns ? cfg->dns : "/etc/resolv.conf",
+			  strerror(-r));
+		g->dns = NULL;
+	}
 
 	proxy_config_default(&pc);
 	pc.mode = cfg->mode == 2 ? PROXY_MODE_REDIRECT : PROXY_MODE_PROXY;
@@ -385,8 +481,10 @@ int sipd_glue_create(uv_loop_t *loop, struct sip_tp *tp,
 		pc.ntrusted++;
 	}
 	r = proxy_create(&pc, &cb, g, &g->proxy);
-	if (r < 0)
+	if (r < 0) {
+		sip_resolv_uv_destroy(g->dns);
 		goto fail;
+	}
 	g->timer.data = g;
 	g->wake.data = g;
 	uv_timer_init(loop, &g->timer);
@@ -415,6 +513,9 @@ void sipd_glue_close(struct sipd_glue *g)
 		atomic_store(&g->cfg->hub->glue[g->index], NULL);
 	uv_close((uv_handle_t *)&g->timer, closed_cb);
 	uv_close((uv_handle_t *)&g->wake, closed_cb);
+	/* lookups in flight end here; the proxy frees their records */
+	sip_resolv_uv_destroy(g->dns);
+	g->dns = NULL;
 }
 
 void sipd_glue_free(struct sipd_glue *g)

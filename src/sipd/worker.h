@@ -51,6 +51,10 @@ struct sipd_config {
 	const char *const *routes;  /**< "DOMAIN=TARGETS", NULL-ended    */
 	const char *const *trusted; /**< addresses never challenged    */
 	unsigned fork_timeout;	    /**< ms per q group                 */
+	/** DNS servers of the proxy, c-ares CSV ("127.0.0.1:53,[::1]:53");
+	 * NULL: the system's (/etc/resolv.conf) */
+	const char *dns;
+	unsigned dns_timeout; /**< ms one lookup may take (0: 4000)    */
 	/** The workers' hand-over queues, shared by all (proxy_glue.c). */
 	struct sipd_hub *hub;
 	/** The logger (thread-safe); a line per request at debug, every

@@ -57,6 +57,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.log_format, CFG_LOG_TEXT);
 	assert_int_equal(c.mode, CFG_MODE_PROXY);
 	assert_int_equal(c.fork_timeout, 30000);
+	assert_int_equal(c.ndns, 0);
+	assert_int_equal(c.dns_timeout, 4000);
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_false(c.set[k]);
 	assert_int_equal(cfg_validate(&c, &errs), 0);
@@ -90,7 +92,10 @@ static void test_every_key(void **state)
 			       "[proxy]\n"
 			       "route = example.net=127.0.0.1:5070\n"
 			       "trusted = 127.0.0.2\n"
-			       "fork_timeout = 5000\n"),
+			       "fork_timeout = 5000\n"
+			       "dns = 127.0.0.1:5353\n"
+			       "dns = [::1]:53\n"
+			       "dns_timeout = 1500\n"),
 			 0);
 	assert_int_equal(c.nlisten, 1);
 	assert_string_equal(c.listen[0], "udp:127.0.0.1:5060");
@@ -117,6 +122,10 @@ static void test_every_key(void **state)
 	assert_int_equal(c.ntrusted, 1);
 	assert_string_equal(c.trusted[0], "127.0.0.2");
 	assert_int_equal(c.fork_timeout, 5000);
+	assert_int_equal(c.ndns, 2);
+	assert_string_equal(c.dns[0], "127.0.0.1:5353");
+	assert_string_equal(c.dns[1], "[::1]:53");
+	assert_int_equal(c.dns_timeout, 1500);
 	for (unsigned k = 0; k < CFG_NKEYS; k++)
 		assert_true(c.set[k]);
 	assert_int_equal(c.line[CFG_K_WORKERS], 3);
@@ -230,6 +239,17 @@ static void test_value_errors(void **state)
 		  "expected an IP address like 127.0.0.1");
 	one_error("[proxy]\nfork_timeout = 0\n", 2, 16,
 		  "expected milliseconds 1..600000");
+	one_error("[proxy]\ndns = ns.example\n", 2, 7,
+		  "expected a DNS server ADDRESS[:PORT], like 127.0.0.1:53 "
+		  "or [::1]:53");
+	one_error("[proxy]\ndns = 127.0.0.1:99999\n", 2, 7,
+		  "expected a DNS server ADDRESS[:PORT], like 127.0.0.1:53 "
+		  "or [::1]:53");
+	one_error("[proxy]\ndns = [::1\n", 2, 7,
+		  "expected a DNS server ADDRESS[:PORT], like 127.0.0.1:53 "
+		  "or [::1]:53");
+	one_error("[proxy]\ndns_timeout = 60001\n", 2, 15,
+		  "expected milliseconds 1..60000");
 	one_error("[server]\ndomain = a b\n", 2, 10,
 		  "expected a domain name like example.com");
 	one_error("[registrar]\nmin_expires = -1\n", 2, 15,

@@ -119,7 +119,10 @@ static int setup_mode(void **state, enum proxy_mode mode)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct loc_config lc = {0};
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 	struct sip_digest_config dc;
 	static const uint8_t secret[32] = {1, 2, 3};
 
@@ -625,7 +628,10 @@ static void test_loop_482(void **state)
 
 	struct sip_resolver *res;
 	struct sip_resolv_config rc = {0};
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 
 	/* bob's binding points back at the proxy itself (example.com is
 	 * routed to it) */
@@ -759,7 +765,10 @@ static void test_auth_407_and_trusted(void **state)
 	proxy_destroy(f->p);
 	set_v4(&f->cfg.trusted[0], "192.0.2.1", 0);
 	f->cfg.ntrusted = 1;
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 	assert_int_equal(proxy_create(&f->cfg, &cb, f, &f->p), 0);
 	request(f, INVITE_TO("bob", ""));
 	assert_int_equal(count(f, "SIP/2.0 407 "), 0);
@@ -769,7 +778,10 @@ static void test_auth_407_and_trusted(void **state)
 static void test_overload_503(void **state)
 {
 	struct fx *f = *state;
-	struct proxy_callbacks cb = {cb_send, cb_serves, cb_user, cb_auth};
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
 	int i;
 
 	proxy_destroy(f->p);
@@ -838,6 +850,291 @@ static void test_calls_freed(void **state)
 	assert_int_equal(proxy_txns(f->p), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Transports: RFC 5658 double Record-Route                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The proxy again, listening on UDP and TCP at the same address. */
+static void udp_and_tcp(struct fx *f)
+{
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth};
+
+	proxy_destroy(f->p);
+	f->cfg.local[1].transport = SIP_TP_TCP;
+	set_v4(&f->cfg.local[1].addr, "192.0.2.10", PROXY_PORT);
+	f->cfg.nlocal = 2;
+	assert_int_equal(proxy_create(&f->cfg, &cb, f, &f->p), 0);
+}
+
+static void test_double_record_route(void **state)
+{
+	struct fx *f = *state;
+	const char *rr2 = "Record-Route: <sip:192.0.2.10:5070;transport=tcp;lr>"
+			  "\r\nRecord-Route: <sip:192.0.2.10:5070;lr>\r\n";
+	int i;
+
+	udp_and_tcp(f);
+	/* in over UDP, out over TCP: two values, the outbound one on top */
+	bind_contact(f, "sip:bob@example.com",
+		     "sip:bob@198.51.100.7:5062;transport=tcp", 1000, NULL);
+	request(f, INVITE_TO("bob", ""));
+	i = find(f, 0, "INVITE sip:bob@198.51.100.7:5062;transport=tcp ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_TCP);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/TCP 192.0.2.10:5070;"));
+	assert_true(has(&f->sent[i], rr2));
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_RECORD_ROUTE), 2);
+
+	/* in and out over UDP: one value */
+	f->nsent = 0;
+	request(f, "INVITE sip:carol@198.51.100.8 SIP/2.0\n"
+		   "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-c2\n"
+		   "Max-Forwards: 70\n"
+		   "From: <sip:alice@example.com>;tag=a2\n"
+		   "To: <sip:carol@198.51.100.8>\n"
+		   "Call-ID: call-2@test\n"
+		   "CSeq: 1 INVITE\n"
+		   "Content-Length: 0\n\n");
+	i = find(f, 0, "INVITE sip:carol@198.51.100.8 ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_RECORD_ROUTE), 1);
+	assert_true(has(&f->sent[i], "Record-Route: <sip:192.0.2.10:5070;lr>"));
+
+	/* the callee's BYE carries both as Route (its route set in
+	 * order): both are ours and removed, and it goes on over UDP */
+	f->nsent = 0;
+	f->caller.transport = SIP_TP_TCP;
+	set_v4(&f->caller.addr, "198.51.100.7", 5062);
+	request(f, "BYE sip:alice@192.0.2.1:5060 SIP/2.0\n"
+		   "Via: SIP/2.0/TCP 198.51.100.7:5062;branch=z9hG4bK-b1\n"
+		   "Route: <sip:192.0.2.10:5070;transport=tcp;lr>,\n"
+		   " <sip:192.0.2.10:5070;lr>\n"
+		   "Max-Forwards: 70\n"
+		   "From: <sip:bob@example.com>;tag=b1\n"
+		   "To: <sip:alice@example.com>;tag=a1\n"
+		   "Call-ID: call-1@test\n"
+		   "CSeq: 1 BYE\n"
+		   "Content-Length: 0\n\n");
+	i = find(f, 0, "BYE sip:alice@192.0.2.1:5060 ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+	assert_int_equal(sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_ROUTE), 0);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/UDP 192.0.2.10:5070;"));
+}
+
+/* RFC 3261 §18.1.1: a request too large for UDP goes over TCP. */
+static void test_large_request_over_tcp(void **state)
+{
+	struct fx *f = *state;
+	char big[8192], pad[1401];
+	int i;
+
+	udp_and_tcp(f);
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.7:5062",
+		     1000, NULL);
+	snprintf(big, sizeof(big), INVITE_TO("bob", "X-Pad: %s\n"), pad);
+	request(f, big);
+	i = find(f, 0, "INVITE sip:bob@198.51.100.7:5062 ");
+	assert_true(i >= 0);
+	assert_true(f->sent[i].len > 1300);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_TCP);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/TCP 192.0.2.10:5070;"));
+	/* in over UDP, out over TCP: RFC 5658 applies too */
+	assert_int_equal(
+		sip_msg_hdr_count(&f->sent[i].msg, SIP_HDR_RECORD_ROUTE), 2);
+	/* to the same address and port */
+	struct sockaddr_in *a = (struct sockaddr_in *)&f->sent[i].to.addr;
+	assert_int_equal(ntohs(a->sin_port), 5062);
+
+	/* the target says transport=udp: it stays UDP, however large */
+	f->nsent = 0;
+	snprintf(big, sizeof(big),
+		 "INVITE sip:carol@198.51.100.8;transport=udp SIP/2.0\n"
+		 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-c3\n"
+		 "Max-Forwards: 70\n"
+		 "From: <sip:alice@example.com>;tag=a3\n"
+		 "To: <sip:carol@198.51.100.8>\n"
+		 "Call-ID: call-3@test\n"
+		 "CSeq: 1 INVITE\n"
+		 "X-Pad: %s\n"
+		 "Content-Length: 0\n\n",
+		 pad);
+	request(f, big);
+	i = find(f, 0, "INVITE sip:carol@198.51.100.8;transport=udp ");
+	assert_true(i >= 0);
+	assert_true(f->sent[i].len > 1300);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+	assert_true(has(&f->sent[i], "Via: SIP/2.0/UDP 192.0.2.10:5070;"));
+
+	/* a small one stays UDP */
+	f->nsent = 0;
+	request(f, "INVITE sip:dave@198.51.100.9 SIP/2.0\n"
+		   "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-c4\n"
+		   "Max-Forwards: 70\n"
+		   "From: <sip:alice@example.com>;tag=a4\n"
+		   "To: <sip:dave@198.51.100.9>\n"
+		   "Call-ID: call-4@test\n"
+		   "CSeq: 1 INVITE\n"
+		   "Content-Length: 0\n\n");
+	i = find(f, 0, "INVITE sip:dave@198.51.100.9 ");
+	assert_true(i >= 0);
+	assert_int_equal(f->sent[i].to.transport, SIP_TP_UDP);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Next hops through DNS: the resolve callback and proxy_resolved()         */
+/* ------------------------------------------------------------------------ */
+
+struct dns_fx {
+	void *token;
+	int calls, cancels;
+};
+
+static struct dns_fx dnsfx;
+
+static int cb_resolve(void *arg, const struct sip_uri *uri, void *token,
+		      void **handle)
+{
+	(void)arg;
+	assert_true(sip_str_ieq_c(uri->host, "lp2.test"));
+	dnsfx.token = token;
+	dnsfx.calls++;
+	*handle = &dnsfx;
+	return 0;
+}
+
+static void cb_resolve_cancel(void *arg, void *handle)
+{
+	(void)arg;
+	assert_ptr_equal(handle, &dnsfx);
+	dnsfx.cancels++;
+}
+
+/* The proxy with a resolver (no routes: lp2.test needs DNS). */
+static struct sip_resolver *with_dns(struct fx *f)
+{
+	struct proxy_callbacks cb = {.send = cb_send,
+				     .serves = cb_serves,
+				     .user_exists = cb_user,
+				     .auth_on = cb_auth,
+				     .resolve = cb_resolve,
+				     .resolve_cancel = cb_resolve_cancel};
+	struct sip_resolv_config rc = {0};
+	struct sip_resolver *r;
+
+	memset(&dnsfx, 0, sizeof(dnsfx));
+	assert_int_equal(sip_resolver_create(&rc, &r), 0);
+	proxy_destroy(f->p);
+	f->cfg.resolver = r;
+	assert_int_equal(proxy_create(&f->cfg, &cb, f, &f->p), 0);
+	return r;
+}
+
+/* A finished lookup with two targets, as DNS would give them. */
+static struct sip_lookup *two_targets(void)
+{
+	struct sip_resolv_config rc = {0};
+	struct sip_resolver *r;
+	struct sip_lookup *lk;
+	struct sip_uri u;
+	struct sip_dns_query q;
+	static struct sip_resolver *keep;
+
+	if (!keep) {
+		assert_int_equal(sip_resolver_create(&rc, &r), 0);
+		assert_int_equal(
+			sip_resolver_route_set(
+				r, "lp2.test",
+				"198.51.100.20:5060,198.51.100.21:5060"),
+			0);
+		keep = r;
+	}
+	assert_int_equal(sip_uri_parse(SIP_STR_LIT("sip:bob@lp2.test"), &u), 0);
+	assert_int_equal(sip_lookup_create(keep, &u, &lk), 0);
+	assert_int_equal(sip_lookup_next_query(lk, &q), 0);
+	assert_true(sip_lookup_done(lk));
+	assert_int_equal(sip_lookup_count(lk), 2);
+	return lk;
+}
+
+#define INVITE_LP2(n)                                                          \
+	"INVITE sip:bob@lp2.test SIP/2.0\n"                                    \
+	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-d" n "\n"              \
+	"Max-Forwards: 70\n"                                                   \
+	"From: <sip:alice@example.com>;tag=d" n "\n"                           \
+	"To: <sip:bob@lp2.test>\n"                                             \
+	"Call-ID: dns-" n "@test\n"                                            \
+	"CSeq: 1 INVITE\n"                                                     \
+	"Content-Length: 0\n\n"
+
+static void test_dns_wait_and_failover(void **state)
+{
+	struct fx *f = *state;
+	struct sip_resolver *r = with_dns(f);
+	struct proxy_outcome o;
+	struct sip_via v1, v2;
+	int i, j;
+
+	o = request(f, INVITE_LP2("1"));
+	/* 100 at once, nothing forwarded until the lookup is done */
+	assert_int_equal(dnsfx.calls, 1);
+	assert_int_equal(o.branches, 1);
+	assert_true(starts(f, 0, "SIP/2.0 100 "));
+	assert_int_equal(find(f, 0, "INVITE "), -1);
+	f->now += 50;
+	proxy_resolved(f->p, dnsfx.token, 0, two_targets(), f->now);
+	i = find(f, 0, "INVITE sip:bob@lp2.test ");
+	assert_true(i >= 0);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&f->sent[i].to.addr)
+				       ->sin_addr.s_addr),
+			 0xc6336414); /* 198.51.100.20 */
+	/* its 503: the next target, in a new transaction */
+	answer(f, &f->sent[i], 503, "t1");
+	j = find(f, (unsigned)i + 1, "INVITE sip:bob@lp2.test ");
+	assert_true(j >= 0);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&f->sent[j].to.addr)
+				       ->sin_addr.s_addr),
+			 0xc6336415); /* 198.51.100.21 */
+	assert_int_equal(sip_msg_top_via(&f->sent[i].msg, NULL, &v1), 0);
+	assert_int_equal(sip_msg_top_via(&f->sent[j].msg, NULL, &v2), 0);
+	assert_false(sip_str_eq(v1.branch, v2.branch));
+	assert_int_equal(find(f, 0, "SIP/2.0 5"), -1);
+	/* its 200 goes up */
+	answer(f, &f->sent[j], 200, "t2");
+	assert_true(find(f, (unsigned)j + 1, "SIP/2.0 200 ") >= 0);
+
+	/* a lookup out of time: 408 to the caller */
+	f->nsent = 0;
+	request(f, INVITE_LP2("2"));
+	assert_int_equal(dnsfx.calls, 2);
+	f->now += 4000;
+	proxy_resolved(f->p, dnsfx.token, -ETIMEDOUT, NULL, f->now);
+	assert_true(find(f, 0, "SIP/2.0 408 ") >= 0);
+
+	/* no such name: 503 of the branch, 500 to the caller */
+	f->nsent = 0;
+	request(f, INVITE_LP2("3"));
+	proxy_resolved(f->p, dnsfx.token, -ENOENT, NULL, f->now);
+	assert_true(find(f, 0, "SIP/2.0 500 ") >= 0);
+
+	/* still waiting when the proxy goes: the lookup is cancelled */
+	request(f, INVITE_LP2("4"));
+	assert_int_equal(dnsfx.calls, 4);
+	assert_int_equal(dnsfx.cancels, 0);
+	proxy_destroy(f->p);
+	f->p = NULL;
+	assert_int_equal(dnsfx.cancels, 1);
+	sip_resolver_destroy(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -882,6 +1179,12 @@ int main(void)
 		cmocka_unit_test(test_response_owner),
 		cmocka_unit_test_setup_teardown(test_calls_freed, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_double_record_route, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_large_request_over_tcp,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_wait_and_failover,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

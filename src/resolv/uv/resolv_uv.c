@@ -522,8 +522,11 @@ int sip_resolv_uv_create(struct uv_loop_s *loop, struct sip_resolver *r,
 	char lookups[] = "b"; /* DNS only, never the hosts file */
 	int mask, rc;
 
+	bool sys;
+
 	*out = NULL;
-	if (!cfg->servers || !cfg->servers[0])
+	sys = (!cfg->servers || !cfg->servers[0]) && cfg->system_servers;
+	if (!sys && (!cfg->servers || !cfg->servers[0]))
 		return -EINVAL;
 	ad = calloc(1, sizeof(*ad));
 	if (!ad)
@@ -556,6 +559,9 @@ int sip_resolv_uv_create(struct uv_loop_s *loop, struct sip_resolver *r,
 	mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
 	       ARES_OPT_NDOTS | ARES_OPT_SERVERS | ARES_OPT_DOMAINS |
 	       ARES_OPT_LOOKUPS | ARES_OPT_SORTLIST | ARES_OPT_SOCK_STATE_CB;
+	if (sys) /* the servers (and the rest) from /etc/resolv.conf */
+		mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+		       ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB;
 	rc = ares_init_options(&ad->ch, &o, mask);
 	if (rc != ARES_SUCCESS) {
 		ares_library_cleanup();
@@ -563,7 +569,8 @@ int sip_resolv_uv_create(struct uv_loop_s *loop, struct sip_resolver *r,
 		return rc == ARES_ENOMEM ? -ENOMEM : -EIO;
 	}
 	ad->ch_ok = true;
-	rc = ares_set_servers_ports_csv(ad->ch, cfg->servers);
+	rc = sys ? ARES_SUCCESS
+		 : ares_set_servers_ports_csv(ad->ch, cfg->servers);
 	if (rc != ARES_SUCCESS) {
 		ares_destroy(ad->ch);
 		ares_library_cleanup();
