@@ -893,6 +893,7 @@ int main(int argc, char **argv)
 			sipd_logf(m.log, SIPD_LOG_ERROR, SIPD_LOG_MAIN, "start",
 				  "cannot listen on %s: %s", cfg.listen[i],
 				  strerror(-r));
+			sipd_hub_destroy(hub);
 			close_services(&m);
 			sipd_log_destroy(m.log);
 			return 1;
