@@ -95,6 +95,7 @@ struct pcall {
 	char *best; /**< the best final response (bytes), or NULL */
 	size_t best_len;
 	bool final_sent, got_2xx, got_6xx, cancelled;
+	bool closed;	   /**< no longer counted in proxy.nopen          */
 	unsigned starting; /**< start_group() running on it        */
 	char received[48]; /**< received/rport of the caller's Via  */
 	struct sip_via_rcvd rcvd;
@@ -109,6 +110,10 @@ struct proxy {
 	struct pcall calls; /**< list head */
 	struct pcall timed; /**< list head of calls with a deadline */
 	size_t ncalls;
+	/** Calls still waiting for their final answer: what max_calls
+	 * bounds. The others only wait for their transactions to end
+	 * (Timer J, K, L, M: up to 64*T1) and cost memory, not work. */
+	size_t nopen;
 	uint32_t counter;
 	uint64_t now;
 	/* the request being processed by proxy_request() */
@@ -571,10 +576,21 @@ static void set_deadline(struct pcall *c, uint64_t at)
 	c->timed = true;
 }
 
+/* The call has its final answer (or was refused): it no longer counts
+ * against max_calls. */
+static void call_close(struct pcall *c)
+{
+	if (!c->closed) {
+		c->closed = true;
+		c->p->nopen--;
+	}
+}
+
 static void call_free(struct pcall *c)
 {
 	struct proxy *p = c->p;
 
+	call_close(c);
 	untime(c);
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
@@ -636,6 +652,7 @@ static struct pcall *call_new(struct proxy *p, const struct sip_msg *m)
 	c->next->prev = c;
 	p->calls.next = c;
 	p->ncalls++;
+	p->nopen++;
 	return c;
 }
 
@@ -1357,6 +1374,7 @@ static void send_best(struct pcall *c)
 	unsigned st = c->best_status ? c->best_status : 408;
 
 	c->final_sent = true;
+	call_close(c);
 	untime(c);
 	if (!c->stxn)
 		return;
@@ -1451,6 +1469,7 @@ static void on_branch_response(struct pbranch *b, const struct sip_msg *m)
 		forward_response(c, m);
 		if (first) {
 			c->final_sent = true;
+			call_close(c);
 			untime(c);
 			cancel_others(c, b,
 				      "SIP;cause=200;text=\"Call completed "
@@ -1897,7 +1916,7 @@ static void process(struct proxy *p, struct sip_txn *stxn,
 		respond_simple(p, stxn, m, rcvd, 482, NULL);
 		return;
 	}
-	if (p->ncalls > p->cfg.max_calls) {
+	if (p->nopen > p->cfg.max_calls) {
 		struct sip_writer w;
 
 		if (p->cur_out)
@@ -2160,6 +2179,10 @@ int proxy_request(struct proxy *p, const struct sip_msg *msg,
 							 ? 0
 							 : SIP_TXN_RELIABLE),
 				c, now, &txn);
+			/* refused at once (404, 480, 407, 503, 302, ...) */
+			if (!c->stxn ||
+			    sip_txn_state(c->stxn) >= SIP_TXN_COMPLETED)
+				call_close(c);
 			c->busy--;
 			call_maybe_free(c);
 		}

@@ -128,7 +128,9 @@ struct proxy_config {
 	/** Time a group of equal q may ring before the next is tried;
 	 * 0: 30000. */
 	uint32_t fork_timeout_ms;
-	/** Calls in progress above which new requests get 503; 0: 100000. */
+	/** Calls waiting for their final answer above which new requests
+	 * get 503 (answered calls that only wait for their transactions to
+	 * end do not count); 0: 100000. */
 	size_t max_calls;
 	unsigned retry_after; /**< seconds in the 503 (0: 5) */
 	/** Wall clock (seconds) for binding expiry; NULL: time(). */

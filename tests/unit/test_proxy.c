@@ -800,6 +800,18 @@ static void test_overload_503(void **state)
 	i = find(f, 0, "SIP/2.0 503 ");
 	assert_true(i >= 0);
 	assert_true(has(&f->sent[i], "Retry-After: 7\r\n"));
+
+	/* once answered, a call waits only for its transactions to end
+	 * (up to 64*T1): it no longer counts, the next call goes through */
+	answer(f, &f->sent[find(f, 0, "INVITE ")], 200, "b1");
+	assert_true(proxy_calls(f->p) >= 1);
+	request(f, "INVITE sip:bob@example.com SIP/2.0\n"
+		   "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-o3\n"
+		   "Max-Forwards: 70\nFrom: <sip:a@example.com>;tag=y\n"
+		   "To: <sip:bob@example.com>\nCall-ID: o3@test\n"
+		   "CSeq: 1 INVITE\nContent-Length: 0\n\n");
+	assert_int_equal(count(f, "INVITE "), 2);
+	assert_int_equal(find(f, (unsigned)i + 1, "SIP/2.0 503 "), -1);
 }
 
 static void test_response_owner(void **state)
