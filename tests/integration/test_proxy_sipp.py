@@ -344,6 +344,23 @@ def main(argv):
                         r"expires=\d+", r) is not None,
               "302 lists both bindings with q and expires")
         status_call(red, "redirect mode, unknown user", 404, "nobody")
+        # the caller follows the 302 to the binding with the highest q,
+        # which answers it directly
+        uport = free_port()
+        uas = sipp("uas_direct.xml", uport, timeout=15)
+        register(red.port, "erin", "sip:erin@127.0.0.1:%d" % uport, "1.0")
+        register(red.port, "erin", "sip:erin@127.0.0.1:%d" % free_port(),
+                 "0.3")
+        time.sleep(0.3)
+        cport = free_port()
+        uac = sipp("uac_follow_302.xml", cport, remote=red.port,
+                   service="erin")
+        codes = wait_all([uac, uas])
+        check(codes == [0, 0], "redirect mode: the caller follows the 302 "
+              "to the q=1.0 binding, which answers (exit codes %s)" % codes)
+        if codes != [0, 0]:
+            print(errlog(cport))
+            print(errlog(uport))
     finally:
         code = red.stop()
     check(code == 0, "sipd (redirect) exits 0")
