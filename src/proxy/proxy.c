@@ -94,6 +94,10 @@ struct pcall {
 	unsigned best_status;
 	char *best; /**< the best final response (bytes), or NULL */
 	size_t best_len;
+	/** The WWW-/Proxy-Authenticate lines of every 401 and 407 a branch
+	 * answered, for a 401/407 sent upstream (§16.7 step 6). */
+	char *chal;
+	size_t chal_len;
 	bool final_sent, got_2xx, got_6xx, cancelled;
 	bool closed;	   /**< no longer counted in proxy.nopen          */
 	unsigned starting; /**< start_group() running on it        */
@@ -609,6 +613,7 @@ static void call_free(struct pcall *c)
 		free(pc);
 	}
 	targets_free(c->targets, c->ntargets);
+	free(c->chal);
 	free(c->best);
 	free(c->req);
 	free(c);
@@ -1007,6 +1012,7 @@ static int plan_forward(struct proxy *p, const struct sip_msg *m, sip_str ruri,
 
 static void call_check(struct pcall *c);
 static void keep_best(struct pcall *c, const struct sip_msg *m, unsigned st);
+static size_t add_challenges(struct pcall *c, size_t n);
 
 /* Write the CANCEL of @p b (§9.1) into p->cbuf. */
 static int write_cancel(struct proxy *p, struct pbranch *b)
@@ -1387,7 +1393,11 @@ static void send_best(struct pcall *c)
 		if (sip_msg_parse(&r, c->best, c->best_len,
 				  SIP_FRAMING_DATAGRAM, NULL, NULL) == 0 &&
 		    (n = strip_top_via(p, &r)) > 0) {
-			sip_txn_respond(c->stxn, p->out, (size_t)n, p->now);
+			size_t len = (size_t)n;
+
+			if (st == 401 || st == 407)
+				len = add_challenges(c, len);
+			sip_txn_respond(c->stxn, p->out, len, p->now);
 			return;
 		}
 	}
@@ -1418,8 +1428,71 @@ static void call_check(struct pcall *c)
 }
 
 /* A final non-2xx answer of @p b: keep it when it is the best so far. */
+/* Keep the challenge lines of a 401 or 407 (§16.7 step 6: the answer
+ * upstream carries those of every branch). */
+static void keep_challenges(struct pcall *c, const struct sip_msg *m)
+{
+	for (unsigned i = 0; i < m->nhdrs; i++) {
+		const struct sip_hdr *h = &m->hdrs[i];
+		const char *name;
+		size_t add;
+		char *grown;
+
+		if (h->id == SIP_HDR_WWW_AUTHENTICATE)
+			name = "WWW-Authenticate: ";
+		else if (h->id == SIP_HDR_PROXY_AUTHENTICATE)
+			name = "Proxy-Authenticate: ";
+		else
+			continue;
+		add = strlen(name) + h->value.len + 2;
+		if (c->chal_len + add > PROXY_OUT_MAX / 2)
+			return; /* bounded: the answer must still fit */
+		grown = realloc(c->chal, c->chal_len + add);
+		if (!grown)
+			return;
+		c->chal = grown;
+		memcpy(c->chal + c->chal_len, name, strlen(name));
+		c->chal_len += strlen(name);
+		memcpy(c->chal + c->chal_len, h->value.p, h->value.len);
+		c->chal_len += h->value.len;
+		memcpy(c->chal + c->chal_len, "\r\n", 2);
+		c->chal_len += 2;
+	}
+}
+
+/* Add to the answer in p->out (@p n bytes) the kept challenge lines it
+ * does not carry yet, before the end of its header section.
+ * @return the new length. */
+static size_t add_challenges(struct pcall *c, size_t n)
+{
+	struct proxy *p = c->p;
+	const char *end = memmem(p->out, n, "\r\n\r\n", 4);
+	size_t at, off = 0;
+
+	if (!end || !c->chal)
+		return n;
+	at = (size_t)(end - p->out) + 2; /* after the last header's CRLF */
+	while (off < c->chal_len) {
+		const char *nl = memchr(c->chal + off, '\n', c->chal_len - off);
+		size_t len = (size_t)(nl - (c->chal + off)) + 1;
+
+		/* the best answer's own lines are there already */
+		if (!memmem(p->out, at, c->chal + off, len) &&
+		    n + len <= sizeof(p->out)) {
+			memmove(p->out + at + len, p->out + at, n - at);
+			memcpy(p->out + at, c->chal + off, len);
+			at += len;
+			n += len;
+		}
+		off += len;
+	}
+	return n;
+}
+
 static void keep_best(struct pcall *c, const struct sip_msg *m, unsigned st)
 {
+	if (m && (st == 401 || st == 407))
+		keep_challenges(c, m);
 	if (c->best_status && rank(st) >= rank(c->best_status))
 		return;
 	free(c->best);

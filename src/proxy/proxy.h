@@ -40,7 +40,8 @@
  * parallel; lower q groups follow in turn (sequential hunting) when a
  * group has failed or its time (fork_timeout_ms) has passed. 1xx are
  * forwarded (not 100), every 2xx at once, the best final answer once every
- * branch is done (6xx first, 408 when nothing answered, 500 for a 503).
+ * branch is done (6xx first, 408 when nothing answered, 500 for a 503;
+ * a 401 or 407 with the challenges of every branch that sent one).
  * A 2xx or a 6xx cancels the other branches with a Reason header; a CANCEL
  * from the caller is answered 200 and sent to every pending branch (once
  * it has sent a provisional answer); Timer C cancels a branch that rings

@@ -458,6 +458,61 @@ static void test_503_becomes_500(void **state)
 	assert_true(find(f, 0, "SIP/2.0 500 ") >= 0);
 }
 
+/* §16.7 step 6: a 401/407 upstream carries the challenges of every
+ * branch that answered 401 or 407. */
+static void answer_challenge(struct fx *f, const struct sent *s,
+			     unsigned status, const char *totag,
+			     const char *realm)
+{
+	char buf[8192], value[128];
+	struct sip_writer w;
+	struct sip_msg m;
+	struct proxy_peer from = s->to;
+	int n;
+
+	sip_wr_init(&w, buf, sizeof(buf));
+	sip_wr_response_to(&w, &s->msg, status, NULL, sip_str_c(totag));
+	snprintf(value, sizeof(value),
+		 "Digest realm=\"%s\", nonce=\"n-%s\", qop=\"auth\"", realm,
+		 realm);
+	sip_wr_header(&w,
+		      status == 401 ? "WWW-Authenticate" : "Proxy-Authenticate",
+		      sip_str_c(value));
+	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
+	assert_true(n > 0);
+	assert_int_equal(sip_msg_parse(&m, buf, (size_t)n, SIP_FRAMING_DATAGRAM,
+				       NULL, NULL),
+			 0);
+	assert_int_equal(proxy_response(f->p, &m, &from, f->now), 1);
+}
+
+static void test_challenges_combined(void **state)
+{
+	struct fx *f = *state;
+	int a, b, i;
+
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.7", 1000,
+		     NULL);
+	bind_contact(f, "sip:bob@example.com", "sip:bob@198.51.100.8", 1000,
+		     NULL);
+	request(f, INVITE_TO("bob", ""));
+	a = find(f, 0, "INVITE ");
+	b = find(f, (unsigned)a + 1, "INVITE ");
+	assert_true(a >= 0 && b >= 0);
+	answer_challenge(f, &f->sent[a], 407, "ta", "one.example");
+	answer_challenge(f, &f->sent[b], 401, "tb", "two.example");
+	i = find(f, 0, "SIP/2.0 40");
+	assert_true(i >= 0);
+	assert_true(has(&f->sent[i], "Proxy-Authenticate: Digest "
+				     "realm=\"one.example\", nonce=\"n-one."
+				     "example\", qop=\"auth\"\r\n"));
+	assert_true(has(&f->sent[i], "WWW-Authenticate: Digest "
+				     "realm=\"two.example\", nonce=\"n-two."
+				     "example\", qop=\"auth\"\r\n"));
+	/* each once */
+	assert_int_equal(find(f, (unsigned)i + 1, "SIP/2.0 40"), -1);
+}
+
 static void test_sequential_by_q(void **state)
 {
 	struct fx *f = *state;
@@ -1162,6 +1217,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_6xx_cancels_and_wins,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_best_response, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_challenges_combined, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_503_becomes_500, setup,
 						teardown),
