@@ -217,9 +217,10 @@ static struct proxy_outcome request(struct fx *f, const char *text)
 	"CSeq: 1 INVITE\n"                                                     \
 	"Contact: <sip:alice@192.0.2.1>\n" extra "Content-Length: 0\n\n"
 
-/* Answer the captured request @p s with @p status from its callee. */
-static void answer(struct fx *f, const struct sent *s, unsigned status,
-		   const char *totag)
+/* Answer the captured request @p s with @p status from its callee, with
+ * the header @p name: @p value. */
+static void answer_hdr(struct fx *f, const struct sent *s, unsigned status,
+		       const char *totag, const char *name, const char *value)
 {
 	char buf[8192];
 	struct sip_writer w;
@@ -229,13 +230,20 @@ static void answer(struct fx *f, const struct sent *s, unsigned status,
 
 	sip_wr_init(&w, buf, sizeof(buf));
 	sip_wr_response_to(&w, &s->msg, status, NULL, sip_str_c(totag));
-	sip_wr_header(&w, "Contact", SIP_STR_LIT("<sip:bob@198.51.100.7>"));
+	sip_wr_header(&w, name, sip_str_c(value));
 	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
 	assert_true(n > 0);
 	assert_int_equal(sip_msg_parse(&m, buf, (size_t)n, SIP_FRAMING_DATAGRAM,
 				       NULL, NULL),
 			 0);
 	assert_int_equal(proxy_response(f->p, &m, &from, f->now), 1);
+}
+
+/* Answer the captured request @p s with @p status from its callee. */
+static void answer(struct fx *f, const struct sent *s, unsigned status,
+		   const char *totag)
+{
+	answer_hdr(f, s, status, totag, "Contact", "<sip:bob@198.51.100.7>");
 }
 
 /* The sent message @p i's start line begins with @p prefix. */
@@ -458,34 +466,23 @@ static void test_503_becomes_500(void **state)
 	assert_true(find(f, 0, "SIP/2.0 500 ") >= 0);
 }
 
-/* §16.7 step 6: a 401/407 upstream carries the challenges of every
- * branch that answered 401 or 407. */
+/* A 401 or 407 from the callee of @p s, challenging for @p realm. */
 static void answer_challenge(struct fx *f, const struct sent *s,
 			     unsigned status, const char *totag,
 			     const char *realm)
 {
-	char buf[8192], value[128];
-	struct sip_writer w;
-	struct sip_msg m;
-	struct proxy_peer from = s->to;
-	int n;
+	char value[128];
 
-	sip_wr_init(&w, buf, sizeof(buf));
-	sip_wr_response_to(&w, &s->msg, status, NULL, sip_str_c(totag));
 	snprintf(value, sizeof(value),
 		 "Digest realm=\"%s\", nonce=\"n-%s\", qop=\"auth\"", realm,
 		 realm);
-	sip_wr_header(&w,
-		      status == 401 ? "WWW-Authenticate" : "Proxy-Authenticate",
-		      sip_str_c(value));
-	n = sip_wr_finish(&w, NULL, SIP_STR_NULL);
-	assert_true(n > 0);
-	assert_int_equal(sip_msg_parse(&m, buf, (size_t)n, SIP_FRAMING_DATAGRAM,
-				       NULL, NULL),
-			 0);
-	assert_int_equal(proxy_response(f->p, &m, &from, f->now), 1);
+	answer_hdr(f, s, status, totag,
+		   status == 401 ? "WWW-Authenticate" : "Proxy-Authenticate",
+		   value);
 }
 
+/* §16.7 step 6: a 401/407 upstream carries the challenges of every
+ * branch that answered 401 or 407. */
 static void test_challenges_combined(void **state)
 {
 	struct fx *f = *state;
